@@ -1,0 +1,1 @@
+"""General queue: validation, notifications and other light coordination work."""

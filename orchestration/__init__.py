@@ -1,0 +1,1 @@
+"""Shared core of Hey.sh: queues, payloads, configuration, workflows and the CLI."""

@@ -1,0 +1,242 @@
+"""`heysh`: run the local stack, process documents, search them, run a worker."""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from orchestration.config import Settings, get_settings
+from orchestration.queues import Queue
+
+app = typer.Typer(
+    help="Hey.sh: durable document processing on Temporal and Ray Serve.",
+    no_args_is_help=True,
+)
+console = Console()
+
+TIERS = {"ai": Queue.AI, "storage": Queue.STORAGE, "general": Queue.GENERAL}
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack (Temporal, PostgreSQL, Ray Serve, three workers)."""
+    from orchestration.stack import Stack, StackError
+
+    stack = Stack(get_settings())
+    try:
+        with console.status("starting") as status:
+            stack.up(lambda what: status.update(f"starting {what}"))
+    except StackError as err:
+        console.print(f"[red]stack did not start:[/red] {err}")
+        raise typer.Exit(1) from err
+    _print_status(stack)
+    console.print("Stop everything with [bold]heysh down[/bold] (or make down).")
+
+
+@app.command()
+def down() -> None:
+    """Stop every process that `heysh up` started; the data stays for the next `up`."""
+    from orchestration.stack import Stack
+
+    stopped = Stack(get_settings()).down()
+    console.print(
+        f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}"
+    )
+
+
+@app.command()
+def status() -> None:
+    """Show which parts of the embedded stack are running, and where."""
+    from orchestration.stack import Stack
+
+    _print_status(Stack(get_settings()))
+
+
+def _print_status(stack) -> None:
+    table = Table("service", "state", "pid", "address")
+    for row in stack.status():
+        table.add_row(
+            row.name,
+            "[green]running[/green]" if row.running else "[red]stopped[/red]",
+            str(row.pid or "-"),
+            row.address,
+        )
+    console.print(table)
+
+
+@app.command()
+def worker(
+    tier: Annotated[str, typer.Argument(help="ai, storage or general")],
+) -> None:
+    """Run one Temporal worker for one task queue, until SIGTERM or Ctrl-C."""
+    from orchestration.worker import run_worker
+
+    if tier not in TIERS:
+        raise typer.BadParameter(f"choose one of {', '.join(TIERS)}")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_worker(TIERS[tier], get_settings()))
+
+
+@app.command()
+def process(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to process.")],
+    summary: Annotated[bool, typer.Option(help="Generate an LLM summary.")] = True,
+) -> None:
+    """Process documents through the pipeline and print a table of the results."""
+    from orchestration.submission import collect_documents
+
+    try:
+        files = collect_documents(paths)
+    except FileNotFoundError as err:
+        raise typer.BadParameter(str(err)) from err
+    if not files:
+        raise typer.BadParameter("no files found")
+    failed = asyncio.run(_process(get_settings(), files, summary))
+    raise typer.Exit(1 if failed else 0)
+
+
+async def _process(settings: Settings, files: list[Path], summarize: bool) -> int:
+    from orchestration.blobs import LocalBlobStore
+    from orchestration.client import connect
+    from orchestration.submission import follow, submit
+
+    client = await connect(settings)
+    blobs = LocalBlobStore(settings.blob_directory)
+    submissions = [await submit(client, blobs, path, summarize) for path in files]
+    attached = sum(1 for s in submissions if s.attached)
+    if attached:
+        console.print(f"attached to {attached} workflow(s) already started earlier")
+
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console) as progress:
+        bars = {
+            s.workflow_id: progress.add_task(f"{s.name}: starting", total=9)
+            for s in submissions
+        }
+
+        def update(submission, state, finished) -> None:
+            bar = bars[submission.workflow_id]
+            if finished:
+                progress.update(
+                    bar, completed=9, description=f"{submission.name}: done"
+                )
+            elif state is not None:
+                progress.update(
+                    bar,
+                    completed=state.steps_done,
+                    description=f"{submission.name}: {state.stage}",
+                )
+
+        outcomes = await follow(submissions, update)
+
+    console.print(_results_table(outcomes))
+    return sum(1 for outcome in outcomes if outcome.result is None)
+
+
+def _results_table(outcomes) -> Table:
+    table = Table(title="Documents", show_lines=True)
+    for column in (
+        "document",
+        "type",
+        "size",
+        "chunks",
+        "key phrases",
+        "summary",
+        "models",
+        "time",
+    ):
+        table.add_column(column, overflow="fold")
+    for outcome in outcomes:
+        result = outcome.result
+        if result is None:
+            table.add_row(
+                outcome.submission.name,
+                "-",
+                "-",
+                "-",
+                f"[red]{outcome.error_type}[/red]",
+                outcome.error_message or "",
+                "-",
+                "-",
+            )
+            continue
+        size = f"{result.pages} pages" if result.pages else f"{result.size_bytes:,} B"
+        summary = result.summary or "-"
+        models = str(result.embedding_model)
+        if result.summary_model:
+            models += f"\n{result.summary_model}"
+        table.add_row(
+            result.name,
+            result.media_type.split("/")[-1],
+            size,
+            str(result.chunk_count),
+            ", ".join(result.key_phrases[:4]),
+            summary if len(summary) <= 160 else summary[:157] + "...",
+            models,
+            f"{result.duration_s:.1f} s",
+        )
+    return table
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    limit: Annotated[int, typer.Option(help="How many chunks to return.")] = 5,
+) -> None:
+    """Semantic search: embed the query through Serve, find the nearest chunks."""
+    hits = asyncio.run(_search(get_settings(), query, limit))
+    table = Table("score", "document", "chunk", "text", title=f"Search: {query}")
+    for hit in hits:
+        text = " ".join(hit.text.split())
+        table.add_row(
+            f"{hit.score:.3f}",
+            hit.document_name,
+            str(hit.chunk_index),
+            text if len(text) <= 200 else text[:197] + "...",
+        )
+    console.print(table)
+
+
+async def _search(settings: Settings, query: str, limit: int):
+    from ray_serve.inference_client import InferenceClient
+    from storage_tier.database import create_pool
+    from storage_tier.vectors import PgVectorStore
+
+    client = InferenceClient(settings.serve_url, timeout_s=settings.embedding_timeout_s)
+    try:
+        embedded = await client.embed([query])
+    finally:
+        await client.aclose()
+    pool = await create_pool(settings.database_url, 2)
+    try:
+        return await PgVectorStore(pool).search(
+            embedded.vectors[0], embedded.model.version, limit
+        )
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Typed settings for every process, read from `HEYSH_*` environment variables.
+
+The defaults describe the embedded single-machine stack that `heysh up` starts; every
+address can point at an external service instead (a Temporal cluster, a managed
+PostgreSQL, a Ray cluster), so the same code runs in production.
+"""
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HEYSH_", env_file=".env", extra="ignore"
+    )
+
+    state_dir: Path = Field(
+        default=Path(".heysh"),
+        description="Where the embedded stack keeps its data, logs and process ids.",
+    )
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+
+    database_url: str = "postgresql://postgres@127.0.0.1:54329/heysh"
+    database_pool_size: int = 10
+
+    serve_url: str = Field(
+        default="http://127.0.0.1:28000",
+        description="Base URL of the Ray Serve application (OpenAI-compatible routes).",
+    )
+    serve_config: Path = (
+        Path(__file__).resolve().parent.parent / "ray_serve" / ("serve_config.yaml")
+    )
+    ray_port: int = 26379
+    ray_dashboard_port: int = 28265
+    ray_num_cpus: int | None = None
+
+    blob_root: Path | None = Field(
+        default=None,
+        description="Directory of the local blob store; defaults to STATE_DIR/blobs.",
+    )
+
+    max_document_bytes: int = 20 * 1024 * 1024
+    summary_max_tokens: int = 96
+    summary_input_chars: int = 2400
+    embedding_timeout_s: float = 120.0
+    summary_timeout_s: float = 300.0
+    inference_concurrency: int = 8
+
+    webhook_url: str | None = None
+    webhook_timeout_s: float = 5.0
+
+    worker_metrics_port: int | None = None
+
+    @cached_property
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+    @cached_property
+    def blob_directory(self) -> Path:
+        root = self.blob_root or self.resolved_state_dir / "blobs"
+        return root.expanduser().resolve()
+
+
+def get_settings() -> Settings:
+    return Settings()

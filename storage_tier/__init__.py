@@ -1,0 +1,1 @@
+"""Storage queue: PostgreSQL rows, the vector index, the document graph and blobs."""

@@ -1,0 +1,158 @@
+"""Activities of the storage queue: rows, text, vectors, graph and final state."""
+
+import asyncio
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from orchestration.blobs import BlobNotFoundError, LocalBlobStore, text_key
+from orchestration.errors import DocumentError
+from orchestration.models import (
+    Analysis,
+    DocumentInput,
+    DocumentRef,
+    DocumentResult,
+    ExtractedText,
+    ExtractionInput,
+    FailureInput,
+    GraphResult,
+    IndexInput,
+    IndexResult,
+    RegisteredDocument,
+    SyncInput,
+    content_hash,
+    document_id_for,
+)
+from storage_tier.documents import DocumentRepository
+from storage_tier.extraction import ExtractionError, extract
+from storage_tier.graph import PgGraphStore
+from storage_tier.vectors import PgVectorStore
+
+
+class StorageActivities:
+    def __init__(
+        self,
+        blobs: LocalBlobStore,
+        documents: DocumentRepository,
+        vectors: PgVectorStore,
+        graph: PgGraphStore,
+    ) -> None:
+        self.blobs = blobs
+        self.documents = documents
+        self.vectors = vectors
+        self.graph = graph
+
+    @activity.defn(name="register_document")
+    async def register_document(self, document: DocumentInput) -> RegisteredDocument:
+        name = document.name or _basename(document.source_uri)
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ApplicationError(
+                f"invalid document name {name!r}",
+                type=DocumentError.INVALID_INPUT,
+                non_retryable=True,
+            )
+        try:
+            if document.content_hash:
+                digest = document.content_hash
+                size = self.blobs.size(document.source_uri)
+            else:
+                data = await self.blobs.aread(document.source_uri)
+                digest, size = content_hash(data), len(data)
+        except (BlobNotFoundError, ValueError) as err:
+            raise ApplicationError(
+                str(err), type=DocumentError.BLOB_NOT_FOUND, non_retryable=True
+            ) from err
+
+        ref = DocumentRef(
+            document_id=document_id_for(name, digest),
+            name=name,
+            blob_uri=document.source_uri,
+            content_hash=digest,
+            size_bytes=size,
+        )
+        duplicate_of = await self.documents.register(ref)
+        return RegisteredDocument(ref=ref, duplicate_of=duplicate_of)
+
+    @activity.defn(name="extract_text")
+    async def extract_text(self, request: ExtractionInput) -> ExtractedText:
+        ref = request.ref
+        data = await self.blobs.aread(ref.blob_uri)
+        try:
+            document = await asyncio.to_thread(
+                extract,
+                data,
+                request.media_type,
+                request.encoding,
+                lambda page: activity.heartbeat(page),
+            )
+        except ExtractionError as err:
+            raise ApplicationError(
+                err.message, type=err.error, non_retryable=True
+            ) from err
+
+        text_uri = await self.blobs.aput(
+            text_key(ref.document_id), document.text.encode()
+        )
+        await self.documents.store_text(
+            ref.document_id,
+            request.media_type,
+            request.encoding,
+            document.text,
+            document.pages,
+            document.title,
+        )
+        activity.logger.info(
+            "document %s: %d chars from %s pages",
+            ref.document_id,
+            len(document.text),
+            document.pages or "-",
+        )
+        return ExtractedText(
+            text_uri=text_uri,
+            chars=len(document.text),
+            pages=document.pages,
+            title=document.title,
+        )
+
+    @activity.defn(name="index_document_vectors")
+    async def index_document_vectors(self, request: IndexInput) -> IndexResult:
+        analysis = await self._analysis(request)
+        written, removed = await self.vectors.upsert(analysis)
+        activity.logger.info(
+            "document %s: %d vectors indexed (%s), %d stale removed",
+            request.document_id,
+            written,
+            analysis.model,
+            removed,
+        )
+        return IndexResult(vectors=written, removed=removed)
+
+    @activity.defn(name="update_document_graph")
+    async def update_document_graph(self, request: IndexInput) -> GraphResult:
+        analysis = await self._analysis(request)
+        row = await self.documents.get(request.document_id)
+        name = row["name"] if row else request.document_id
+        nodes, edges = await self.graph.replace_document(analysis, name)
+        return GraphResult(nodes=nodes, edges=edges)
+
+    @activity.defn(name="sync_database")
+    async def sync_database(self, sync: SyncInput) -> DocumentResult:
+        # An incomplete index is a transient state (a retried indexing still running
+        # behind a timeout); Temporal retries this until the vectors are there.
+        return await self.documents.complete(sync)
+
+    @activity.defn(name="record_document_failure")
+    async def record_document_failure(self, failure: FailureInput) -> None:
+        await self.documents.fail(
+            failure.document_id, failure.error_type, failure.message
+        )
+
+    async def _analysis(self, request: IndexInput) -> Analysis:
+        data = await self.blobs.aread(request.analysis_uri)
+        return Analysis.model_validate_json(data)
+
+
+def _basename(uri: str) -> str:
+    return PurePosixPath(urlparse(uri).path).name

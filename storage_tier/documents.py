@@ -1,0 +1,170 @@
+"""Document rows: registration, extracted text, the final state and failures."""
+
+import asyncpg
+
+from orchestration.models import (
+    DocumentRef,
+    DocumentResult,
+    DocumentStatus,
+    ModelInfo,
+    SyncInput,
+)
+
+
+class IncompleteIndexError(Exception):
+    """The vectors a document is about to be marked complete with are not all there."""
+
+
+class DocumentRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def register(self, ref: DocumentRef) -> str | None:
+        """Upsert the document's row and claim its content hash.
+
+        Returns the id of another document that already holds the same content, if any.
+        A finished document keeps its status: registering it again changes nothing.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                """
+                INSERT INTO documents (id, name, content_hash, blob_uri, size_bytes)
+                VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (id) DO UPDATE
+                SET blob_uri = EXCLUDED.blob_uri,
+                    status = CASE WHEN documents.status = 'failed'
+                                  THEN 'processing' ELSE documents.status END,
+                    error_type = CASE WHEN documents.status = 'failed'
+                                      THEN NULL ELSE documents.error_type END,
+                    error_message = CASE WHEN documents.status = 'failed'
+                                         THEN NULL ELSE documents.error_message END,
+                    updated_at = now()
+                """,
+                ref.document_id,
+                ref.name,
+                ref.content_hash,
+                ref.blob_uri,
+                ref.size_bytes,
+            )
+            await connection.execute(
+                """
+                INSERT INTO document_contents (content_hash, document_id)
+                VALUES ($1, $2) ON CONFLICT (content_hash) DO NOTHING
+                """,
+                ref.content_hash,
+                ref.document_id,
+            )
+            owner = await connection.fetchval(
+                "SELECT document_id FROM document_contents WHERE content_hash = $1",
+                ref.content_hash,
+            )
+        return owner if owner != ref.document_id else None
+
+    async def store_text(
+        self,
+        document_id: str,
+        media_type: str,
+        encoding: str | None,
+        text: str,
+        pages: int | None,
+        title: str | None,
+    ) -> None:
+        await self.pool.execute(
+            """
+            UPDATE documents
+            SET media_type = $2, encoding = $3, body = $4, chars = $5, pages = $6,
+                title = $7, updated_at = now()
+            WHERE id = $1
+            """,
+            document_id,
+            media_type,
+            encoding,
+            text,
+            len(text),
+            pages,
+            title,
+        )
+
+    async def complete(self, sync: SyncInput) -> DocumentResult:
+        """Write the final state in one transaction, after checking that every vector
+        the document claims is stored."""
+        analysis = sync.analysis
+        summary = sync.summary
+        async with self.pool.acquire() as connection, connection.transaction():
+            stored = await connection.fetchval(
+                """
+                SELECT count(*) FROM chunks
+                WHERE document_id = $1 AND model_version = $2
+                """,
+                sync.ref.document_id,
+                analysis.embedding_model.version,
+            )
+            if stored != analysis.chunk_count:
+                raise IncompleteIndexError(
+                    f"document {sync.ref.document_id} has {stored} of "
+                    f"{analysis.chunk_count} vectors stored"
+                )
+            await connection.execute(
+                """
+                UPDATE documents
+                SET status = 'completed', chunk_count = $2, key_phrases = $3,
+                    summary = $4, embedding_model = $5, embedding_model_version = $6,
+                    summary_model = $7, summary_model_version = $8, workflow_id = $9,
+                    duration_s = $10, error_type = NULL, error_message = NULL,
+                    completed_at = now(), updated_at = now()
+                WHERE id = $1
+                """,
+                sync.ref.document_id,
+                analysis.chunk_count,
+                analysis.key_phrases,
+                summary.summary if summary else None,
+                analysis.embedding_model.name,
+                analysis.embedding_model.version,
+                summary.model.name if summary else None,
+                summary.model.version if summary else None,
+                sync.workflow_id,
+                sync.duration_s,
+            )
+        return DocumentResult(
+            document_id=sync.ref.document_id,
+            name=sync.ref.name,
+            status=DocumentStatus.COMPLETED,
+            media_type=sync.media_type,
+            size_bytes=sync.ref.size_bytes,
+            pages=sync.extracted.pages,
+            chars=sync.extracted.chars,
+            chunk_count=analysis.chunk_count,
+            key_phrases=analysis.key_phrases,
+            summary=summary.summary if summary else None,
+            embedding_model=analysis.embedding_model,
+            summary_model=summary.model if summary else None,
+            duration_s=sync.duration_s,
+        )
+
+    async def fail(self, document_id: str, error_type: str, message: str) -> None:
+        """Record the failure and release the content hash, so the same bytes can be
+        submitted again once the problem is fixed."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                """
+                UPDATE documents
+                SET status = 'failed', error_type = $2, error_message = $3,
+                    updated_at = now()
+                WHERE id = $1
+                """,
+                document_id,
+                error_type,
+                message[:2000],
+            )
+            await connection.execute(
+                "DELETE FROM document_contents WHERE document_id = $1", document_id
+            )
+
+    async def get(self, document_id: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            "SELECT * FROM documents WHERE id = $1", document_id
+        )
+
+
+def model_of(name: str | None, version: str | None) -> ModelInfo | None:
+    return ModelInfo(name=name, version=version) if name and version else None
