@@ -145,13 +145,24 @@ def decode_text(data: bytes) -> tuple[str, str]:
             "mixed encodings: valid UTF-8 sequences beside bytes that are not UTF-8 "
             f"(first bad byte at offset {utf8_error.start})",
         )
-    best = from_bytes(data[: 256 * 1024]).best()
+    matches = from_bytes(data[: 256 * 1024])
+    best = matches.best()
     if best is None or best.chaos > 0.2 or best.encoding in ("utf_8", "ascii"):
         raise _undecodable("utf-8", utf8_error)
+    # Single-byte encodings are ambiguous; when a Western one reads as cleanly as the
+    # best guess, it is by far the likelier.
+    encoding = best.encoding
+    for match in matches:
+        if match.encoding in _WESTERN and match.chaos <= best.chaos + 0.02:
+            encoding = "cp1252" if match.encoding == "latin_1" else match.encoding
+            break
     try:
-        return data.decode(best.encoding), best.encoding
+        return data.decode(encoding), encoding
     except (UnicodeDecodeError, LookupError) as err:
-        raise _undecodable(best.encoding, err) from err
+        raise _undecodable(encoding, err) from err
+
+
+_WESTERN = ("cp1252", "latin_1", "iso8859_15")
 
 
 def _undecodable(codec: str, err: Exception) -> InvalidDocument:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -147,53 +148,45 @@ async def _process(settings: Settings, files: list[Path], summarize: bool) -> in
 
         outcomes = await follow(submissions, update)
 
-    console.print(_results_table(outcomes))
+    _print_results(outcomes)
     return sum(1 for outcome in outcomes if outcome.result is None)
 
 
-def _results_table(outcomes) -> Table:
-    table = Table(title="Documents", show_lines=True)
-    for column in (
-        "document",
-        "type",
-        "size",
-        "chunks",
-        "key phrases",
-        "summary",
-        "models",
-        "time",
-    ):
-        table.add_column(column, overflow="fold")
+def _print_results(outcomes) -> None:
+    """One small table per document: it reads at any terminal width."""
     for outcome in outcomes:
         result = outcome.result
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
         if result is None:
-            table.add_row(
-                outcome.submission.name,
-                "-",
-                "-",
-                "-",
-                f"[red]{outcome.error_type}[/red]",
-                outcome.error_message or "",
-                "-",
-                "-",
+            table.add_row("status", f"[red]failed: {outcome.error_type}[/red]")
+            table.add_row("error", outcome.error_message or "")
+            console.print(
+                Panel(table, title=outcome.submission.name, title_align="left")
             )
             continue
-        size = f"{result.pages} pages" if result.pages else f"{result.size_bytes:,} B"
         summary = result.summary or "-"
-        models = str(result.embedding_model)
-        if result.summary_model:
-            models += f"\n{result.summary_model}"
+        table.add_row("status", "[green]completed[/green]")
+        table.add_row("type", result.media_type)
         table.add_row(
-            result.name,
-            result.media_type.split("/")[-1],
-            size,
-            str(result.chunk_count),
-            ", ".join(result.key_phrases[:4]),
-            summary if len(summary) <= 160 else summary[:157] + "...",
-            models,
-            f"{result.duration_s:.1f} s",
+            "size",
+            f"{result.pages} pages, {result.size_bytes:,} bytes"
+            if result.pages
+            else f"{result.size_bytes:,} bytes",
         )
-    return table
+        table.add_row("chunks", str(result.chunk_count))
+        table.add_row("key phrases", ", ".join(result.key_phrases[:5]))
+        table.add_row(
+            "summary", summary if len(summary) <= 300 else summary[:297] + "..."
+        )
+        table.add_row("embedding model", str(result.embedding_model))
+        table.add_row("summary model", str(result.summary_model or "-"))
+        table.add_row("time", f"{result.duration_s:.1f} s")
+        console.print(Panel(table, title=result.name, title_align="left"))
+
+    completed = sum(1 for outcome in outcomes if outcome.result is not None)
+    console.print(f"{completed} of {len(outcomes)} documents completed")
 
 
 @app.command()

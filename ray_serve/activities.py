@@ -6,8 +6,6 @@ references and small summaries to the workflow. Serve batches what all of them s
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import numpy as np
 from temporalio import activity
@@ -15,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from orchestration.blobs import LocalBlobStore, analysis_key
 from orchestration.errors import DocumentError
+from orchestration.heartbeat import heartbeating
 from orchestration.models import (
     Analysis,
     AnalysisInput,
@@ -102,7 +101,7 @@ class AIActivities:
             {"role": "system", "content": SUMMARY_PROMPT},
             {"role": "user", "content": excerpt},
         ]
-        async with _heartbeating():
+        async with heartbeating():
             summary, model = await _inference(
                 self.client.chat(
                     messages, request.max_tokens or self.summary_max_tokens
@@ -187,23 +186,6 @@ async def _inference(call):
         raise ApplicationError(
             str(err), type=DocumentError.INFERENCE_REJECTED, non_retryable=True
         ) from err
-
-
-@asynccontextmanager
-async def _heartbeating(interval_s: float = 5.0) -> AsyncIterator[None]:
-    """Heartbeat while a long request is in flight, so a dead worker is noticed within
-    the heartbeat timeout rather than the whole start-to-close timeout."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(interval_s)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 def _excerpt(text: str, max_chars: int) -> str:

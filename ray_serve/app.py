@@ -137,6 +137,7 @@ class AppArgs(BaseModel):
 def build_app(args: dict[str, Any]) -> serve.Application:
     """Application builder: `args` holds each model's constructor arguments."""
     parsed = AppArgs.model_validate(args or {})
-    return OpenAIIngress.bind(
-        Embedder.bind(**parsed.embedder), Summarizer.bind(**parsed.summarizer)
-    )
+    # The deployment decorators add `bind`; their typing does not say so.
+    embedder = Embedder.bind(**parsed.embedder)  # type: ignore[attr-defined]
+    summarizer = Summarizer.bind(**parsed.summarizer)  # type: ignore[attr-defined]
+    return OpenAIIngress.bind(embedder, summarizer)  # type: ignore[attr-defined]

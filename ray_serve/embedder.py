@@ -71,9 +71,11 @@ class Embedder:
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Batch tunables change in place, without restarting the replica."""
         if "max_batch_size" in config:
-            self.embed_batch.set_max_batch_size(int(config["max_batch_size"]))
+            self.embed_batch.set_max_batch_size(  # type: ignore[attr-defined]
+                int(config["max_batch_size"])
+            )
         if "batch_wait_timeout_s" in config:
-            self.embed_batch.set_batch_wait_timeout_s(
+            self.embed_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
                 float(config["batch_wait_timeout_s"])
             )
         if "max_texts_per_forward" in config:

@@ -1,6 +1,6 @@
 """Key phrases by embedding similarity: candidate n-grams scored against the document.
 
-Candidates are frequent 1-3 word phrases that neither start nor end with a stop word.
+Candidates are frequent 1-3 word phrases without stop words.
 Each is embedded by the same model as the chunks; a phrase scores by its cosine
 similarity to the document (the mean of its chunk embeddings), and maximal marginal
 relevance keeps the chosen phrases from repeating each other.
@@ -35,7 +35,7 @@ def candidates(text: str, limit: int = 48) -> list[str]:
         for size in (1, 2, 3):
             for first in range(len(tokens) - size + 1):
                 gram = tokens[first : first + size]
-                if gram[0] in STOP_WORDS or gram[-1] in STOP_WORDS:
+                if any(token in STOP_WORDS for token in gram):
                     continue
                 if size == 1 and len(gram[0]) < 4:
                     continue

@@ -77,9 +77,11 @@ class Summarizer:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         if "max_batch_size" in config:
-            self.generate_batch.set_max_batch_size(int(config["max_batch_size"]))
+            self.generate_batch.set_max_batch_size(  # type: ignore[attr-defined]
+                int(config["max_batch_size"])
+            )
         if "batch_wait_timeout_s" in config:
-            self.generate_batch.set_batch_wait_timeout_s(
+            self.generate_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
                 float(config["batch_wait_timeout_s"])
             )
 
@@ -149,6 +151,8 @@ class Summarizer:
                 **encoded,
                 max_new_tokens=longest,
                 do_sample=False,
+                # A model this small loops on its own phrases without a penalty.
+                repetition_penalty=1.15,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         prompt_length = encoded["input_ids"].shape[1]
@@ -162,7 +166,9 @@ class Summarizer:
                 ids = ids[: ids.index(self.tokenizer.eos_token_id)]
             outcomes.append(
                 ChatOutcome(
-                    text=self.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                    text=str(
+                        self.tokenizer.decode(ids, skip_special_tokens=True)
+                    ).strip(),
                     prompt_tokens=int(encoded["attention_mask"][row].sum()),
                     completion_tokens=len(ids),
                     finish_reason="stop" if finished else "length",

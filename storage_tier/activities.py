@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from orchestration.blobs import BlobNotFoundError, LocalBlobStore, text_key
 from orchestration.errors import DocumentError
+from orchestration.heartbeat import heartbeating
 from orchestration.models import (
     Analysis,
     DocumentInput,
@@ -79,14 +80,16 @@ class StorageActivities:
     async def extract_text(self, request: ExtractionInput) -> ExtractedText:
         ref = request.ref
         data = await self.blobs.aread(ref.blob_uri)
+        pages_done: list[int] = [0]
         try:
-            document = await asyncio.to_thread(
-                extract,
-                data,
-                request.media_type,
-                request.encoding,
-                lambda page: activity.heartbeat(page),
-            )
+            async with heartbeating(lambda: pages_done[0]):
+                document = await asyncio.to_thread(
+                    extract,
+                    data,
+                    request.media_type,
+                    request.encoding,
+                    lambda page: pages_done.__setitem__(0, page),
+                )
         except ExtractionError as err:
             raise ApplicationError(
                 err.message, type=err.error, non_retryable=True

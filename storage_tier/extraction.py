@@ -93,7 +93,16 @@ def _extract_pdf(
     return ExtractedDocument(text, len(pages), title or None)
 
 
-_INVISIBLE_TAGS = ["script", "style", "noscript", "template", "head", "svg", "iframe"]
+_INVISIBLE_TAGS = [
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "nav",
+    "svg",
+    "iframe",
+]
 
 
 def _extract_html(html: str) -> ExtractedDocument:
