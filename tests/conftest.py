@@ -130,8 +130,15 @@ async def db(settings: Settings, postgres: str):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Fast tests first, so a broken unit shows before the stack starts.
-    items.sort(key=lambda item: item.get_closest_marker("stack") is not None)
+    # Fast tests first, so a broken unit shows before anything heavy starts; the CLI
+    # stack test next, before the session's own stack is up, so the two never run
+    # side by side on a small machine.
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("stack"):
+            return 2
+        return 1 if item.get_closest_marker("slow") else 0
+
+    items.sort(key=order)
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
