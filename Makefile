@@ -25,8 +25,7 @@ demo: up
 	$(BIN)/heysh process samples/
 	$(BIN)/heysh search "how does dynamic batching raise GPU throughput"
 	$(BIN)/heysh status
-	@echo "Temporal UI: http://127.0.0.1:8233   Ray dashboard: http://127.0.0.1:28265"
-	@echo "The stack keeps running; stop it with: make down"
+	@echo "The stack keeps running (Temporal UI and Ray dashboard above); stop it with: make down"
 
 down:
 	@test -x $(BIN)/heysh && $(BIN)/heysh down || echo "nothing to stop: no .venv"

@@ -6,7 +6,6 @@ from orchestration.models import (
     DocumentRef,
     DocumentResult,
     DocumentStatus,
-    ModelInfo,
     SyncInput,
 )
 
@@ -165,6 +164,3 @@ class DocumentRepository:
             "SELECT * FROM documents WHERE id = $1", document_id
         )
 
-
-def model_of(name: str | None, version: str | None) -> ModelInfo | None:
-    return ModelInfo(name=name, version=version) if name and version else None
