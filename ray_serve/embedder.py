@@ -6,7 +6,6 @@ the model on length-sorted sub-batches (less padding), and hands each caller its
 vectors. A request that cannot be embedded fails alone, never its batch.
 """
 
-import asyncio
 import json
 import logging
 import os
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray import serve
+
+from ray_serve.batching import run_isolated
 
 logger = logging.getLogger("ray.serve")
 
@@ -103,17 +104,11 @@ class Embedder:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
     async def embed_batch(self, requests: list[list[str]]) -> list[EmbeddingOutcome]:
-        try:
-            return await asyncio.to_thread(self._embed_requests, requests)
-        except Exception:
-            logger.exception("batch of %d requests failed; isolating", len(requests))
-        outcomes = []
-        for texts in requests:
-            try:
-                outcomes.extend(await asyncio.to_thread(self._embed_requests, [texts]))
-            except Exception as err:
-                outcomes.append(EmbeddingOutcome(error=f"embedding failed: {err}"))
-        return outcomes
+        return await run_isolated(
+            self._embed_requests,
+            requests,
+            lambda err: EmbeddingOutcome(error=f"embedding failed: {err}"),
+        )
 
     def _embed_requests(self, requests: list[list[str]]) -> list[EmbeddingOutcome]:
         texts = [text for request in requests for text in request]

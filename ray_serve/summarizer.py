@@ -6,7 +6,6 @@ together, greedily; a request that fails is retried alone so it cannot sink the 
 On GPU machines a vLLM deployment takes this one's place behind the same route.
 """
 
-import asyncio
 import importlib.util
 import logging
 import os
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ray import serve
+
+from ray_serve.batching import run_isolated
 
 logger = logging.getLogger("ray.serve")
 
@@ -114,19 +115,11 @@ class Summarizer:
     async def generate_batch(
         self, requests: list[tuple[list[dict[str, str]], int]]
     ) -> list[ChatOutcome]:
-        try:
-            return await asyncio.to_thread(self._generate, requests)
-        except Exception:
-            logger.exception(
-                "generation of %d requests failed; isolating", len(requests)
-            )
-        outcomes = []
-        for request in requests:
-            try:
-                outcomes.extend(await asyncio.to_thread(self._generate, [request]))
-            except Exception as err:
-                outcomes.append(ChatOutcome(error=f"generation failed: {err}"))
-        return outcomes
+        return await run_isolated(
+            self._generate,
+            requests,
+            lambda err: ChatOutcome(error=f"generation failed: {err}"),
+        )
 
     def _generate(
         self, requests: list[tuple[list[dict[str, str]], int]]

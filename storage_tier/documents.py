@@ -163,4 +163,3 @@ class DocumentRepository:
         return await self.pool.fetchrow(
             "SELECT * FROM documents WHERE id = $1", document_id
         )
-
