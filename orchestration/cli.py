@@ -113,6 +113,7 @@ async def _process(settings: Settings, files: list[Path], summarize: bool) -> in
     from orchestration.blobs import LocalBlobStore
     from orchestration.client import connect
     from orchestration.submission import follow, submit
+    from orchestration.workflows import STEPS_TOTAL
 
     client = await connect(settings)
     blobs = LocalBlobStore(settings.blob_directory)
@@ -129,7 +130,7 @@ async def _process(settings: Settings, files: list[Path], summarize: bool) -> in
     ]
     with Progress(*columns, console=console) as progress:
         bars = {
-            s.workflow_id: progress.add_task(f"{s.name}: starting", total=9)
+            s.workflow_id: progress.add_task(f"{s.name}: starting", total=STEPS_TOTAL)
             for s in submissions
         }
 
@@ -137,7 +138,7 @@ async def _process(settings: Settings, files: list[Path], summarize: bool) -> in
             bar = bars[submission.workflow_id]
             if finished:
                 progress.update(
-                    bar, completed=9, description=f"{submission.name}: done"
+                    bar, completed=STEPS_TOTAL, description=f"{submission.name}: done"
                 )
             elif state is not None:
                 progress.update(

@@ -83,6 +83,9 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stderr
         assert [p for p in running if p.is_running() and p.status() != "zombie"] == []
         assert stack_processes(state_dir) == []
+        for tier in ("ai", "storage", "general"):
+            log = (state_dir / "logs" / f"worker-{tier}.log").read_text()
+            assert "stopped" in log.splitlines()[-1], f"{tier} worker did not drain"
 
         # The same data is there after a restart: the finished workflow is found.
         up_again = heysh("up")
