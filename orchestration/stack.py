@@ -293,16 +293,12 @@ class Stack:
             "-U",
             url.username or "postgres",
         ]
+        # The name travels as a psql variable, quoted by psql itself.
         exists = self._pg(
             "psql",
-            [
-                *common,
-                "-d",
-                "postgres",
-                "-tAc",
-                f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
-            ],
+            [*common, "-d", "postgres", "-tA", "-v", f"name={name}"],
             user,
+            input="SELECT 1 FROM pg_database WHERE datname = :'name';\n",
         )
         if exists.stdout.strip() != "1":
             self._pg("createdb", [*common, name], user)

@@ -12,6 +12,10 @@ from temporalio.common import RetryPolicy
 from orchestration.errors import NON_RETRYABLE_ERROR_TYPES
 from orchestration.queues import Queue
 
+# Long activities heartbeat every few seconds, so a worker that dies mid-activity is
+# noticed and its work handed to another attempt within this long.
+HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -46,28 +50,28 @@ EXTRACT_TEXT = Step(
     Queue.STORAGE,
     timedelta(minutes=5),
     timedelta(minutes=20),
-    heartbeat=timedelta(seconds=30),
+    heartbeat=HEARTBEAT_TIMEOUT,
 )
 ANALYZE_DOCUMENT = Step(
     "analyze_document",
     Queue.AI,
     timedelta(minutes=10),
     timedelta(minutes=60),
-    heartbeat=timedelta(seconds=30),
+    heartbeat=HEARTBEAT_TIMEOUT,
 )
 GENERATE_SUMMARY = Step(
     "generate_summary",
     Queue.AI,
     timedelta(minutes=10),
     timedelta(minutes=60),
-    heartbeat=timedelta(seconds=30),
+    heartbeat=HEARTBEAT_TIMEOUT,
 )
 INDEX_DOCUMENT_VECTORS = Step(
     "index_document_vectors",
     Queue.STORAGE,
     timedelta(minutes=5),
     timedelta(minutes=20),
-    heartbeat=timedelta(seconds=30),
+    heartbeat=HEARTBEAT_TIMEOUT,
 )
 UPDATE_DOCUMENT_GRAPH = Step(
     "update_document_graph", Queue.STORAGE, timedelta(minutes=5), timedelta(minutes=20)

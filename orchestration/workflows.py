@@ -51,9 +51,14 @@ class DocumentProcessingWorkflow:
     @workflow.run
     async def run(self, document: DocumentInput) -> DocumentResult:
         started = workflow.now()
-        registered = await self._call(
-            steps.REGISTER_DOCUMENT, document, RegisteredDocument
-        )
+        try:
+            registered = await self._call(
+                steps.REGISTER_DOCUMENT, document, RegisteredDocument
+            )
+        except ActivityError as err:
+            # No row exists to record this on (a bad name or a missing blob).
+            self._stage = "failed"
+            raise _failure_of(err) from err
         ref = registered.ref
         workflow.logger.info(
             "document %s registered (%s, %d bytes)",

@@ -133,12 +133,16 @@ class AIActivities:
             for first in range(0, len(texts), self.embed_request_size)
         ]
 
+        embedded = [0]
+
         async def embed(group: list[str]):
             result = await _inference(self.client.embed(group))
-            activity.heartbeat(len(group))
+            embedded[0] += len(group)
             return result
 
-        results = await asyncio.gather(*(embed(group) for group in groups))
+        # Heartbeats go on while requests wait in Serve's queue behind other documents.
+        async with heartbeating(lambda: embedded[0]):
+            results = await asyncio.gather(*(embed(group) for group in groups))
         versions = {result.model.version for result in results}
         if len(versions) > 1:
             # A rollout happened between two requests: start over on one version.

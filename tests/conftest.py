@@ -26,6 +26,7 @@ from orchestration.worker import build_worker, tier_activities
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 BAD_INPUT = REPO / "tests" / "fixtures" / "bad_input"
+FAULTS_NAMESPACE = "faults"
 
 
 def free_port() -> int:
@@ -82,6 +83,9 @@ async def temporal_env(settings: Settings) -> AsyncIterator[WorkflowEnvironment]
         port=int(settings.temporal_address.rsplit(":", 1)[1]),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        # Fault tests run their own worker processes in a namespace of their own, so
+        # the in-process workers of other tests never pick up their tasks.
+        dev_server_extra_args=["--namespace", FAULTS_NAMESPACE],
     )
     yield env
     await env.shutdown()

@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from orchestration.blobs import LocalBlobStore, document_key
 from orchestration.config import Settings
@@ -144,6 +145,22 @@ async def test_processing_again_writes_nothing_twice(
     assert row_after == row_before
 
 
+BAD_INPUT_ERRORS = {
+    "empty.txt": DocumentError.EMPTY_DOCUMENT,
+    "whitespace-only.txt": DocumentError.EMPTY_DOCUMENT,
+    "binary-named.txt": DocumentError.UNSUPPORTED_TYPE,
+    "truncated.pdf": DocumentError.CORRUPT_PDF,
+    "encrypted.pdf": DocumentError.ENCRYPTED_PDF,
+    "no-text-layer.pdf": DocumentError.NO_TEXT_CONTENT,
+    "only-scripts.html": DocumentError.NO_TEXT_CONTENT,
+    "undecodable.txt": DocumentError.UNDECODABLE_TEXT,
+    "mixed-encodings.txt": DocumentError.UNDECODABLE_TEXT,
+    "huge-single-line.txt": DocumentError.LINE_TOO_LONG,
+    "archive.zip": DocumentError.UNSUPPORTED_TYPE,
+    "unsupported.rtf": DocumentError.UNSUPPORTED_TYPE,
+}
+
+
 async def test_bad_input_fails_alone_with_named_errors(
     client: Client, settings: Settings, db, tmp_path: Path
 ) -> None:
@@ -156,20 +173,17 @@ async def test_bad_input_fails_alone_with_named_errors(
         "Backpressure keeps a queue honest: when consumers slow down, producers "
         "feel it, and the backlog becomes visible instead of silent timeouts. " * 5
     )
-    expected = {
-        BAD_INPUT / "empty.txt": DocumentError.EMPTY_DOCUMENT,
-        BAD_INPUT / "binary-named.txt": DocumentError.UNSUPPORTED_TYPE,
-        BAD_INPUT / "truncated.pdf": DocumentError.CORRUPT_PDF,
-        BAD_INPUT / "undecodable.txt": DocumentError.UNDECODABLE_TEXT,
-        BAD_INPUT / "encrypted.pdf": DocumentError.ENCRYPTED_PDF,
-        BAD_INPUT / "no-text-layer.pdf": DocumentError.NO_TEXT_CONTENT,
-        oversize: DocumentError.DOCUMENT_TOO_LARGE,
-        duplicate: DocumentError.DUPLICATE_DOCUMENT,
-    }
+    expected = {BAD_INPUT / name: error for name, error in BAD_INPUT_ERRORS.items()}
+    expected[oversize] = DocumentError.DOCUMENT_TOO_LARGE
+    expected[duplicate] = DocumentError.DUPLICATE_DOCUMENT
     # The original must exist before its copy can be a duplicate of it.
     await process(client, settings, [SAMPLES / "field-notes-coffee.txt"])
 
     outcomes = await process(client, settings, [*expected, good])
+    # The same archive bytes under a text name, once the first copy has failed and
+    # released its content: refused for what it is, not as a duplicate.
+    outcomes += await process(client, settings, [BAD_INPUT / "archive-named.md"])
+    expected[BAD_INPUT / "archive-named.md"] = DocumentError.UNSUPPORTED_TYPE
 
     by_path = {outcome.submission.path: outcome for outcome in outcomes}
     assert by_path[good].result is not None
@@ -185,10 +199,36 @@ async def test_bad_input_fails_alone_with_named_errors(
         assert row["status"] == DocumentStatus.FAILED
         assert row["error_type"] == error
         assert row["error_message"] == outcome.error_message
-        assert (
-            await db.fetchval(
-                "SELECT count(*) FROM chunks WHERE document_id = $1",
-                outcome.submission.document_id,
+        for table in ("chunks", "graph_edges"):
+            column = "document_id" if table == "chunks" else "source_id"
+            key = (
+                outcome.submission.document_id
+                if table == "chunks"
+                else document_node(outcome.submission.document_id)
             )
-            == 0
+            written = await db.fetchval(
+                f"SELECT count(*) FROM {table} WHERE {column} = $1", key
+            )
+            assert written == 0, (path, table)
+
+
+async def test_a_path_in_the_document_name_is_refused(
+    client: Client, settings: Settings, db
+) -> None:
+    blob_uri = LocalBlobStore(settings.blob_directory).put(
+        "documents/traversal-test", b"harmless text that names itself badly"
+    )
+    with pytest.raises(WorkflowFailureError) as caught:
+        await client.execute_workflow(
+            DocumentProcessingWorkflow.run,
+            DocumentInput(source_uri=blob_uri, name="../../etc/passwd"),
+            id=f"traversal-{uuid.uuid4()}",
+            task_queue=Queue.GENERAL.value,
         )
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == DocumentError.INVALID_INPUT
+    assert (
+        await db.fetchval("SELECT count(*) FROM documents WHERE name LIKE '%passwd%'")
+        == 0
+    )

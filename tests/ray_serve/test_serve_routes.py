@@ -57,3 +57,13 @@ async def test_chat_completion_and_a_refused_one(serve: str) -> None:
     assert 0 < body["usage"]["completion_tokens"] <= 16
     assert body["model"] == "SmolLM2-135M-Instruct"
     assert refused.status_code == 400
+
+
+async def test_ray_token_authentication_stays_on(stack, serve: str) -> None:
+    url = f"{stack.dashboard_url}/api/serve/applications/"
+    async with httpx.AsyncClient(timeout=30) as http:
+        anonymous = await http.get(url)
+        wrong = await http.get(url, headers={"Authorization": "Bearer not-the-token"})
+    assert anonymous.status_code in (401, 403)
+    assert wrong.status_code in (401, 403)
+    assert stack.serve_applications()  # with the cluster's token
