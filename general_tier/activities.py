@@ -5,15 +5,19 @@ import asyncio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from general_tier.notifications import CircuitOpenError, Notifier
+from general_tier.notifications import (
+    CircuitOpenError,
+    Notifier,
+    WebhookTargetRefusedError,
+)
 from general_tier.validation import InvalidDocument, Limits, check_size, validate
-from orchestration.blobs import BlobNotFoundError, LocalBlobStore
+from orchestration.blobs import BlobNotFoundError, BlobStore
 from orchestration.errors import DocumentError
 from orchestration.models import Notification, ValidatedDocument, ValidationInput
 
 
 class GeneralActivities:
-    def __init__(self, blobs: LocalBlobStore, limits: Limits, notifier: Notifier):
+    def __init__(self, blobs: BlobStore, limits: Limits, notifier: Notifier):
         self.blobs = blobs
         self.limits = limits
         self.notifier = notifier
@@ -57,3 +61,7 @@ class GeneralActivities:
             # Retrying inside the cooldown cannot succeed; let Temporal's backoff
             # bring the next attempt after it.
             raise ApplicationError(str(err), type="WebhookCircuitOpen") from err
+        except WebhookTargetRefusedError as err:
+            raise ApplicationError(
+                str(err), type="WebhookTargetRefused", non_retryable=True
+            ) from err

@@ -110,13 +110,13 @@ def process(
 
 
 async def _process(settings: Settings, files: list[Path], summarize: bool) -> int:
-    from orchestration.blobs import LocalBlobStore
+    from orchestration.blobs import open_blob_store
     from orchestration.client import connect
     from orchestration.submission import follow, submit
     from orchestration.workflows import STEPS_TOTAL
 
     client = await connect(settings)
-    blobs = LocalBlobStore(settings.blob_directory)
+    blobs = open_blob_store(settings.blob_store_url)
     submissions = [await submit(client, blobs, path, summarize) for path in files]
     attached = sum(1 for s in submissions if s.attached)
     if attached:
@@ -211,21 +211,56 @@ def search(
 
 async def _search(settings: Settings, query: str, limit: int):
     from ray_serve.inference_client import InferenceClient
-    from storage_tier.database import create_pool
-    from storage_tier.vectors import PgVectorStore
+    from storage_tier.backends import open_stores
 
     client = InferenceClient(settings.serve_url, timeout_s=settings.embedding_timeout_s)
     try:
         embedded = await client.embed([query])
     finally:
         await client.aclose()
-    pool = await create_pool(settings.database_url, 2)
-    try:
-        return await PgVectorStore(pool).search(
+    async with open_stores(settings, pool_size=2) as stores:
+        return await stores.vectors.search(
             embedded.vectors[0], embedded.model.version, limit
         )
-    finally:
-        await pool.close()
+
+
+@app.command()
+def check() -> None:
+    """Report whether every configured service answers; exit 1 if one does not."""
+    from rich.markup import escape
+
+    probes = asyncio.run(_check(get_settings()))
+    table = Table("service", "address", "state")
+    for probe in probes:
+        state = (
+            "[green]reachable[/green]"
+            if probe.error is None
+            else f"[red]unreachable:[/red] {escape(probe.error)}"
+        )
+        table.add_row(probe.service, probe.address, state)
+    console.print(table)
+    raise typer.Exit(1 if any(probe.error for probe in probes) else 0)
+
+
+async def _check(settings: Settings):
+    import httpx
+
+    from orchestration.client import connect
+    from storage_tier.backends import probe, probe_stores
+
+    async def temporal_answers() -> None:
+        await asyncio.wait_for(connect(settings), settings.backend_timeout_s)
+
+    async def serve_answers() -> None:
+        async with httpx.AsyncClient(timeout=settings.backend_timeout_s) as http:
+            response = await http.get(f"{settings.serve_url}/v1/models")
+            response.raise_for_status()
+
+    return [
+        await probe("Temporal", settings.temporal_address, temporal_answers()),
+        await probe("Ray Serve", settings.serve_url, serve_answers()),
+        *await probe_stores(settings),
+    ]
 
 
 def main() -> None:

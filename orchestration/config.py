@@ -2,14 +2,16 @@
 
 The defaults describe the embedded single-machine stack that `heysh up` starts; every
 address can point at an external service instead (a Temporal cluster, a managed
-PostgreSQL, a Ray cluster), so the same code runs in production.
+PostgreSQL, a Ray cluster, Weaviate, Neo4j, a GCS bucket), so the same code runs in
+production.
 """
 
 import hashlib
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +47,39 @@ class Settings(BaseSettings):
         default=None,
         description="Directory of the local blob store; defaults to STATE_DIR/blobs.",
     )
+    blob_url: str | None = Field(
+        default=None,
+        description="Where blobs live: file:///dir or gs://bucket/prefix; defaults to "
+        "the local directory BLOB_ROOT.",
+    )
+
+    vector_backend: Literal["pgvector", "weaviate"] = "pgvector"
+    weaviate_url: str | None = Field(
+        default=None, description="REST address of Weaviate, e.g. http://host:8080."
+    )
+    weaviate_grpc_port: int = Field(
+        default=50051, description="Weaviate's gRPC port, on the host of WEAVIATE_URL."
+    )
+    weaviate_api_key: SecretStr | None = None
+    weaviate_collection: str = "HeyshChunk"
+
+    graph_backend: Literal["postgres", "neo4j"] = "postgres"
+    neo4j_url: str | None = Field(
+        default=None, description="Bolt address of Neo4j, e.g. neo4j://host:7687."
+    )
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = Field(
+        default=None, description="Unset for a server without authentication."
+    )
+    neo4j_database: str | None = Field(
+        default=None, description="Defaults to the server's home database."
+    )
+
+    backend_timeout_s: float = Field(
+        default=10.0,
+        description="How long start-up waits for an external store before naming it "
+        "unreachable.",
+    )
 
     max_document_bytes: int = 20 * 1024 * 1024
     summary_max_tokens: int = 96
@@ -55,6 +90,10 @@ class Settings(BaseSettings):
 
     webhook_url: str | None = None
     webhook_timeout_s: float = 5.0
+    webhook_allowed_hosts: list[str] = Field(
+        default=["127.0.0.1", "localhost"],
+        description="Hosts a webhook may target (a JSON list in the environment).",
+    )
 
     worker_metrics_port: int | None = None
 
@@ -73,6 +112,10 @@ class Settings(BaseSettings):
     def blob_directory(self) -> Path:
         root = self.blob_root or self.resolved_state_dir / "blobs"
         return root.expanduser().resolve()
+
+    @cached_property
+    def blob_store_url(self) -> str:
+        return self.blob_url or self.blob_directory.as_uri()
 
 
 def get_settings() -> Settings:

@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from orchestration.blobs import LocalBlobStore
+from orchestration.blobs import open_blob_store
 from orchestration.client import connect
 from orchestration.config import Settings
 from orchestration.queues import LIMITS, WORKFLOW_QUEUE, Queue
@@ -35,7 +35,7 @@ async def tier_activities(
     Each tier's package is imported only here, so an AI worker never loads the
     storage driver and a storage worker never loads the HTTP inference client.
     """
-    blobs = LocalBlobStore(settings.blob_directory)
+    blobs = open_blob_store(settings.blob_store_url)
     if queue is Queue.AI:
         from ray_serve.activities import AIActivities
         from ray_serve.inference_client import InferenceClient
@@ -54,16 +54,14 @@ async def tier_activities(
             await client.aclose()
     elif queue is Queue.STORAGE:
         from storage_tier.activities import StorageActivities
-        from storage_tier.database import create_pool
-        from storage_tier.documents import DocumentRepository
-        from storage_tier.graph import PgGraphStore
-        from storage_tier.vectors import PgVectorStore
+        from storage_tier.backends import open_stores
 
-        pool = await create_pool(settings.database_url, settings.database_pool_size)
-        storage = StorageActivities(
-            blobs, DocumentRepository(pool), PgVectorStore(pool), PgGraphStore(pool)
-        )
-        try:
+        # The backends (pgvector or Weaviate, PostgreSQL or Neo4j, a directory or a
+        # GCS bucket) come from settings alone; the activities see one interface each.
+        async with open_stores(settings) as stores:
+            storage = StorageActivities(
+                stores.blobs, stores.documents, stores.vectors, stores.graph
+            )
             yield [
                 storage.register_document,
                 storage.extract_text,
@@ -72,15 +70,16 @@ async def tier_activities(
                 storage.sync_database,
                 storage.record_document_failure,
             ]
-        finally:
-            await pool.close()
     else:
         from general_tier.activities import GeneralActivities
         from general_tier.notifications import CircuitBreaker, Notifier
         from general_tier.validation import Limits
 
         notifier = Notifier(
-            settings.webhook_url, settings.webhook_timeout_s, CircuitBreaker()
+            settings.webhook_url,
+            settings.webhook_timeout_s,
+            CircuitBreaker(),
+            frozenset(host.lower() for host in settings.webhook_allowed_hosts),
         )
         general = GeneralActivities(
             blobs, Limits(max_bytes=settings.max_document_bytes), notifier

@@ -11,7 +11,7 @@ import numpy as np
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from orchestration.blobs import LocalBlobStore, analysis_key
+from orchestration.blobs import BlobStore, analysis_key
 from orchestration.errors import DocumentError
 from orchestration.heartbeat import heartbeating
 from orchestration.models import (
@@ -38,7 +38,7 @@ class AIActivities:
     def __init__(
         self,
         client: InferenceClient,
-        blobs: LocalBlobStore,
+        blobs: BlobStore,
         summary_max_tokens: int,
         summary_input_chars: int,
         embed_request_size: int = 32,

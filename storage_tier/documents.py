@@ -1,5 +1,7 @@
 """Document rows: registration, extracted text, the final state and failures."""
 
+from collections.abc import Collection
+
 import asyncpg
 
 from orchestration.models import (
@@ -84,46 +86,44 @@ class DocumentRepository:
             title,
         )
 
-    async def complete(self, sync: SyncInput) -> DocumentResult:
-        """Write the final state in one transaction, after checking that every vector
-        the document claims is stored."""
+    async def complete(self, sync: SyncInput, stored_vectors: int) -> DocumentResult:
+        """Write the final state, once the vector store holds every vector the
+        document claims.
+
+        `stored_vectors` is the configured vector store's count for the document and
+        its model version, taken just before. Whatever else writes those vectors (a
+        retried indexing still running behind a timeout) writes the same chunks of the
+        same analysis, so the count cannot fall between the check and the update.
+        Writing the same state again changes nothing.
+        """
         analysis = sync.analysis
         summary = sync.summary
-        async with self.pool.acquire() as connection, connection.transaction():
-            stored = await connection.fetchval(
-                """
-                SELECT count(*) FROM chunks
-                WHERE document_id = $1 AND model_version = $2
-                """,
-                sync.ref.document_id,
-                analysis.embedding_model.version,
+        if stored_vectors != analysis.chunk_count:
+            raise IncompleteIndexError(
+                f"document {sync.ref.document_id} has {stored_vectors} of "
+                f"{analysis.chunk_count} vectors stored"
             )
-            if stored != analysis.chunk_count:
-                raise IncompleteIndexError(
-                    f"document {sync.ref.document_id} has {stored} of "
-                    f"{analysis.chunk_count} vectors stored"
-                )
-            await connection.execute(
-                """
-                UPDATE documents
-                SET status = 'completed', chunk_count = $2, key_phrases = $3,
-                    summary = $4, embedding_model = $5, embedding_model_version = $6,
-                    summary_model = $7, summary_model_version = $8, workflow_id = $9,
-                    duration_s = $10, error_type = NULL, error_message = NULL,
-                    completed_at = now(), updated_at = now()
-                WHERE id = $1
-                """,
-                sync.ref.document_id,
-                analysis.chunk_count,
-                analysis.key_phrases,
-                summary.summary if summary else None,
-                analysis.embedding_model.name,
-                analysis.embedding_model.version,
-                summary.model.name if summary else None,
-                summary.model.version if summary else None,
-                sync.workflow_id,
-                sync.duration_s,
-            )
+        await self.pool.execute(
+            """
+            UPDATE documents
+            SET status = 'completed', chunk_count = $2, key_phrases = $3,
+                summary = $4, embedding_model = $5, embedding_model_version = $6,
+                summary_model = $7, summary_model_version = $8, workflow_id = $9,
+                duration_s = $10, error_type = NULL, error_message = NULL,
+                completed_at = now(), updated_at = now()
+            WHERE id = $1
+            """,
+            sync.ref.document_id,
+            analysis.chunk_count,
+            analysis.key_phrases,
+            summary.summary if summary else None,
+            analysis.embedding_model.name,
+            analysis.embedding_model.version,
+            summary.model.name if summary else None,
+            summary.model.version if summary else None,
+            sync.workflow_id,
+            sync.duration_s,
+        )
         return DocumentResult(
             document_id=sync.ref.document_id,
             name=sync.ref.name,
@@ -158,6 +158,17 @@ class DocumentRepository:
             await connection.execute(
                 "DELETE FROM document_contents WHERE document_id = $1", document_id
             )
+
+    async def completed_names(self, document_ids: Collection[str]) -> dict[str, str]:
+        """Names of those documents that are completed, by id."""
+        rows = await self.pool.fetch(
+            """
+            SELECT id, name FROM documents
+            WHERE id = ANY($1::text[]) AND status = 'completed'
+            """,
+            list(document_ids),
+        )
+        return {row["id"]: row["name"] for row in rows}
 
     async def get(self, document_id: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(

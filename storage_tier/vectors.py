@@ -1,6 +1,8 @@
-"""pgvector store: chunk embeddings keyed by document, model version and position."""
+"""Vector stores: the interface, and chunk embeddings in pgvector."""
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
@@ -16,16 +18,43 @@ class SearchHit:
     score: float
 
 
+class VectorStore(Protocol):
+    """Chunk embeddings keyed by document, model version and chunk position.
+
+    Writing the same analysis again rewrites the same entries, so a retried activity
+    changes nothing. Search compares vectors of one model version only (scores from two
+    models are not comparable) and returns chunks of completed documents only, with
+    their names; the score is the cosine similarity, highest first.
+    """
+
+    async def upsert(self, analysis: Analysis) -> tuple[int, int]:
+        """Write every chunk of the analysis and drop the chunks of the same document
+        and model version that it no longer has. Returns (written, stale removed)."""
+        ...
+
+    async def delete_document(self, document_id: str) -> int:
+        """Remove the document's chunks of every model version; returns how many."""
+        ...
+
+    async def count(self, document_id: str, model_version: str) -> int: ...
+
+    async def search(
+        self,
+        vector: Sequence[float],
+        model_version: str,
+        limit: int = 5,
+        document_ids: Collection[str] | None = None,
+    ) -> list[SearchHit]:
+        """Nearest chunks, optionally among the given documents only."""
+        ...
+
+
 class PgVectorStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     async def upsert(self, analysis: Analysis) -> tuple[int, int]:
-        """Write every chunk of the analysis and drop chunks it no longer has.
-
-        Returns (vectors written, stale vectors removed). Keyed upserts in one
-        transaction: a retry rewrites the same rows.
-        """
+        """Keyed upserts in one transaction: a retry rewrites the same rows."""
         rows = [
             (
                 analysis.document_id,
@@ -67,6 +96,15 @@ class PgVectorStore:
             )
         return len(rows), removed
 
+    async def delete_document(self, document_id: str) -> int:
+        return await self.pool.fetchval(
+            """
+            WITH gone AS (DELETE FROM chunks WHERE document_id = $1 RETURNING 1)
+            SELECT count(*) FROM gone
+            """,
+            document_id,
+        )
+
     async def count(self, document_id: str, model_version: str) -> int:
         return await self.pool.fetchval(
             "SELECT count(*) FROM chunks WHERE document_id = $1 AND model_version = $2",
@@ -75,23 +113,34 @@ class PgVectorStore:
         )
 
     async def search(
-        self, vector: list[float], model_version: str, limit: int = 5
+        self,
+        vector: Sequence[float],
+        model_version: str,
+        limit: int = 5,
+        document_ids: Collection[str] | None = None,
     ) -> list[SearchHit]:
-        """Nearest chunks by cosine distance, among vectors of one model version only:
-        scores from two models are not comparable."""
-        rows = await self.pool.fetch(
-            """
-            SELECT c.document_id, d.name, c.chunk_index, c.body,
-                   1 - (c.embedding <=> $1) AS score
-            FROM chunks c JOIN documents d ON d.id = c.document_id
-            WHERE c.model_version = $2 AND d.status = 'completed'
-            ORDER BY c.embedding <=> $1
-            LIMIT $3
-            """,
-            vector,
-            model_version,
-            limit,
-        )
+        """Nearest chunks by cosine distance (known limit: needs pgvector 0.8 or later,
+        for iterative index scans)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            # The HNSW scan yields its candidates before the WHERE clause filters them;
+            # without iterative scans a selective filter (one document, a rare model
+            # version) would return fewer than `limit` hits, or none.
+            await connection.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            rows = await connection.fetch(
+                """
+                SELECT c.document_id, d.name, c.chunk_index, c.body,
+                       1 - (c.embedding <=> $1) AS score
+                FROM chunks c JOIN documents d ON d.id = c.document_id
+                WHERE c.model_version = $2 AND d.status = 'completed'
+                  AND ($4::text[] IS NULL OR c.document_id = ANY($4::text[]))
+                ORDER BY c.embedding <=> $1
+                LIMIT $3
+                """,
+                vector,
+                model_version,
+                limit,
+                list(document_ids) if document_ids is not None else None,
+            )
         return [
             SearchHit(row[0], row[1], row[2], row[3], float(row[4])) for row in rows
         ]
