@@ -183,6 +183,11 @@ class Notification(BaseModel):
     message: str | None = None
 
 
+class UndeliveredNotification(BaseModel):
+    notification: Notification
+    error: str
+
+
 class DocumentResult(BaseModel):
     document_id: str
     name: str

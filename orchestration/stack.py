@@ -195,6 +195,9 @@ class Stack:
         )
         _wait_for("Temporal", self.temporal_healthy, 60, self.logs / "temporal.log")
 
+    def stop_temporal(self) -> bool:
+        return self._stop_group("temporal")
+
     # ---- PostgreSQL ------------------------------------------------------------
 
     @property
@@ -462,7 +465,7 @@ class Stack:
             stopped.append("ray")
         if self.stop_postgres():
             stopped.append("postgres")
-        if self._stop_group("temporal"):
+        if self.stop_temporal():
             stopped.append("temporal")
         return stopped
 

@@ -85,6 +85,12 @@ RECORD_FAILURE = Step(
     timedelta(seconds=30),
     timedelta(minutes=20),
 )
+RECORD_UNDELIVERED_NOTIFICATION = Step(
+    "record_undelivered_notification",
+    Queue.STORAGE,
+    timedelta(seconds=30),
+    timedelta(minutes=20),
+)
 # A notification that cannot be delivered must not hold up or fail its document: a few
 # attempts, then the workflow records that it was not delivered.
 NOTIFY_USER = Step(

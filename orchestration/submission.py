@@ -6,6 +6,7 @@ instead of starting new ones; a document whose workflow failed is started afresh
 """
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,9 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
-from orchestration.blobs import LocalBlobStore, document_key
+from orchestration.blobs import BlobStore, document_key
 from orchestration.models import (
     DocumentInput,
     DocumentProgress,
@@ -72,7 +73,7 @@ def collect_documents(paths: Iterable[Path]) -> list[Path]:
 
 
 async def submit(
-    client: Client, blobs: LocalBlobStore, path: Path, summarize: bool = True
+    client: Client, blobs: BlobStore, path: Path, summarize: bool = True
 ) -> Submission:
     data = await asyncio.to_thread(path.read_bytes)
     digest = content_hash(data)
@@ -120,19 +121,31 @@ async def progress_of(submission: Submission) -> DocumentProgress | None:
         return None
 
 
-async def outcome_of(submission: Submission) -> Outcome:
-    try:
-        result = await submission.handle.result()
-    except WorkflowFailureError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError):
+async def outcome_of(submission: Submission, outage_s: float = 300.0) -> Outcome:
+    """Wait for the workflow's result. A Temporal server that restarts meanwhile only
+    delays the answer: the wait resumes once the server is back."""
+    deadline = time.monotonic() + outage_s
+    while True:
+        try:
+            result = await submission.handle.result()
+        except WorkflowFailureError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                return Outcome(
+                    submission, error_type=cause.type, error_message=cause.message
+                )
             return Outcome(
-                submission, error_type=cause.type, error_message=cause.message
+                submission, error_type=type(cause).__name__, error_message=str(cause)
             )
-        return Outcome(
-            submission, error_type=type(cause).__name__, error_message=str(cause)
-        )
-    return Outcome(submission, result=result)
+        except RPCError as err:
+            if err.status not in _TRANSIENT or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+            continue
+        return Outcome(submission, result=result)
+
+
+_TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 
 
 async def follow(

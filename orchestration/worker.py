@@ -69,6 +69,7 @@ async def tier_activities(
                 storage.update_document_graph,
                 storage.sync_database,
                 storage.record_document_failure,
+                storage.record_undelivered_notification,
             ]
     else:
         from general_tier.activities import GeneralActivities

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         SummaryInput,
         SummaryResult,
         SyncInput,
+        UndeliveredNotification,
         ValidatedDocument,
         ValidationInput,
     )
@@ -173,11 +174,17 @@ class DocumentProcessingWorkflow:
             await self._call(steps.NOTIFY_USER, notification, None)
         except ActivityError as err:
             # The document's outcome is already stored; an undeliverable notification
-            # is recorded in this history rather than failing the document.
+            # is recorded beside it rather than failing the document.
+            reason = str(err.cause or err)
             workflow.logger.warning(
                 "notification for %s not delivered: %s",
                 notification.document_id,
-                err.cause or err,
+                reason,
+            )
+            await self._call(
+                steps.RECORD_UNDELIVERED_NOTIFICATION,
+                UndeliveredNotification(notification=notification, error=reason),
+                None,
             )
 
     async def _call(

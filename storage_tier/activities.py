@@ -23,6 +23,7 @@ from orchestration.models import (
     IndexResult,
     RegisteredDocument,
     SyncInput,
+    UndeliveredNotification,
     content_hash,
     document_id_for,
 )
@@ -159,6 +160,15 @@ class StorageActivities:
     async def record_document_failure(self, failure: FailureInput) -> None:
         await self.documents.fail(
             failure.document_id, failure.error_type, failure.message
+        )
+
+    @activity.defn(name="record_undelivered_notification")
+    async def record_undelivered_notification(
+        self, undelivered: UndeliveredNotification
+    ) -> None:
+        notification = undelivered.notification
+        await self.documents.record_undelivered(
+            notification.document_id, notification.status, undelivered.error
         )
 
     async def _analysis(self, request: IndexInput) -> Analysis:

@@ -159,6 +159,21 @@ class DocumentRepository:
                 "DELETE FROM document_contents WHERE document_id = $1", document_id
             )
 
+    async def record_undelivered(
+        self, document_id: str, status: str, error: str
+    ) -> None:
+        await self.pool.execute(
+            """
+            INSERT INTO notifications (document_id, status, delivered, error)
+            VALUES ($1, $2, false, $3)
+            ON CONFLICT (document_id, status) DO UPDATE
+            SET delivered = false, error = EXCLUDED.error, updated_at = now()
+            """,
+            document_id,
+            status,
+            error[:2000],
+        )
+
     async def completed_names(self, document_ids: Collection[str]) -> dict[str, str]:
         """Names of those documents that are completed, by id."""
         rows = await self.pool.fetch(

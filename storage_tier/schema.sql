@@ -68,3 +68,14 @@ CREATE TABLE IF NOT EXISTS graph_edges (
     PRIMARY KEY (source_id, target_id, kind)
 );
 CREATE INDEX IF NOT EXISTS graph_edges_target ON graph_edges (target_id);
+
+-- Notifications the webhook never took, with the last reason: kept so that none is
+-- lost silently, and so they can be sent again once the endpoint is back.
+CREATE TABLE IF NOT EXISTS notifications (
+    document_id text NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+    status text NOT NULL,
+    delivered boolean NOT NULL,
+    error text,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (document_id, status)
+);

@@ -37,6 +37,7 @@ from orchestration.models import (
     SummaryInput,
     SummaryResult,
     SyncInput,
+    UndeliveredNotification,
     ValidatedDocument,
     ValidationInput,
 )
@@ -58,6 +59,7 @@ class StandIns:
         self.notify_fails = False
         self.failures: list[FailureInput] = []
         self.notifications: list[Notification] = []
+        self.undelivered: list[UndeliveredNotification] = []
 
     @activity.defn(name="register_document")
     async def register_document(self, document: DocumentInput) -> RegisteredDocument:
@@ -144,6 +146,13 @@ class StandIns:
         self.notifications.append(notification)
         return True
 
+    @activity.defn(name="record_undelivered_notification")
+    async def record_undelivered_notification(
+        self, undelivered: UndeliveredNotification
+    ) -> None:
+        self.calls.append("record_undelivered_notification")
+        self.undelivered.append(undelivered)
+
     def by_queue(self) -> dict[Queue, list]:
         return {
             Queue.GENERAL: [self.validate_document, self.notify_user],
@@ -154,6 +163,7 @@ class StandIns:
                 self.update_document_graph,
                 self.sync_database,
                 self.record_document_failure,
+                self.record_undelivered_notification,
             ],
             Queue.AI: [self.analyze_document, self.generate_summary],
         }
@@ -262,3 +272,6 @@ async def test_an_undeliverable_notification_does_not_fail_the_document(
     result = await run(env.client, stand_ins, DocumentInput(source_uri="file:///x.txt"))
     assert result.status is DocumentStatus.COMPLETED
     assert stand_ins.calls.count("notify_user") == 5
+    [undelivered] = stand_ins.undelivered
+    assert undelivered.notification.status is DocumentStatus.COMPLETED
+    assert "webhook down" in undelivered.error
