@@ -124,6 +124,16 @@ async def workers(
         yield
 
 
+@pytest.fixture
+async def fault_client(settings: Settings, temporal_env) -> Client:
+    """A client of the namespace where tests run their own worker processes."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=FAULTS_NAMESPACE,
+        data_converter=pydantic_data_converter,
+    )
+
+
 @pytest.fixture(scope="session")
 async def db(settings: Settings, postgres: str):
     from storage_tier.database import create_pool
