@@ -1,6 +1,8 @@
 """Security rules that hold for the whole code base, checked on its source."""
 
 import ast
+import base64
+import json
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -59,3 +61,30 @@ def test_no_secret_literals_in_code() -> None:
                 ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
+
+
+def test_workflow_history_carries_references_not_documents() -> None:
+    """Every payload in a recorded history is small: document bytes, extracted text
+    and embeddings travel as blob URIs, never through Temporal."""
+    history = json.loads(
+        (REPO / "tests/histories/document_processing.json").read_text()
+    )
+    payloads: list[bytes] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            payloads.extend(
+                base64.b64decode(p["data"]) for p in node.get("payloads", [])
+            )
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(history)
+    assert payloads
+    assert max(len(payload) for payload in payloads) < 4096
+    text = b"".join(payloads)
+    assert b'"embedding":[' not in text  # no vector arrays
+    assert b"file://" in text  # references are what travels
