@@ -2,11 +2,13 @@
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -74,6 +76,71 @@ def _print_status(stack) -> None:
             row.address,
         )
     console.print(table)
+
+
+@app.command()
+def queues(
+    watch: Annotated[
+        bool, typer.Option(help="Refresh every two seconds until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Backlog, rates and pollers of the three task queues, and the Serve replicas."""
+    from rich.live import Live
+
+    settings = get_settings()
+    if not watch:
+        console.print(asyncio.run(_queues_view(settings)))
+        return
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            live.update(asyncio.run(_queues_view(settings)), refresh=True)
+            time.sleep(2)
+
+
+async def _queues_view(settings: Settings) -> Group:
+    from orchestration.client import connect
+    from orchestration.queue_health import describe_queues, serve_deployments
+    from orchestration.stack import Stack, StackError
+
+    client = await connect(settings)
+    table = Table(
+        "queue",
+        "tasks",
+        "backlog",
+        "age",
+        "added/s",
+        "dispatched/s",
+        "pollers",
+        "symptom",
+        title="Task queues",
+    )
+    for health in await describe_queues(client):
+        table.add_row(
+            health.queue,
+            health.tasks,
+            str(health.backlog),
+            f"{health.backlog_age_s:.0f} s",
+            f"{health.add_rate:.1f}",
+            f"{health.dispatch_rate:.1f}",
+            str(health.pollers),
+            f"[red]{health.symptom}[/red]" if health.symptom else "",
+        )
+    serve = Table(
+        "deployment", "status", "replicas", "capacity (requests)", title="Ray Serve"
+    )
+    try:
+        deployments = serve_deployments(Stack(settings).serve_applications())
+    except (StackError, OSError, httpx.HTTPError) as err:
+        deployments = []
+        serve.caption = f"Serve status unavailable: {err}"
+    for deployment in deployments:
+        serve.add_row(
+            f"{deployment.application}/{deployment.deployment}",
+            deployment.status,
+            f"{deployment.replicas}/{deployment.target_replicas}",
+            str(deployment.capacity or "-"),
+        )
+    return Group(table, serve)
 
 
 @app.command()

@@ -405,9 +405,12 @@ class Stack:
         return True
 
     def serve_applications(self) -> dict:
+        # Read, never create, the token here: status checks must not invent one.
+        path = self.ray_token_path
+        token = path.read_text().strip() if path.exists() else ""
         response = httpx.get(
             f"{self.dashboard_url}/api/serve/applications/",
-            headers={"Authorization": f"Bearer {self._ray_token()}"},
+            headers={"Authorization": f"Bearer {token}"} if token else {},
             timeout=10,
         )
         response.raise_for_status()

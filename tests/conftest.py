@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 BAD_INPUT = REPO / "tests" / "fixtures" / "bad_input"
 FAULTS_NAMESPACE = "faults"
+QUEUES_NAMESPACE = "queue-health"
 
 
 def free_port() -> int:
@@ -85,7 +86,10 @@ async def temporal_env(settings: Settings) -> AsyncIterator[WorkflowEnvironment]
         dev_server_log_level="error",
         # Fault tests run their own worker processes in a namespace of their own, so
         # the in-process workers of other tests never pick up their tasks.
-        dev_server_extra_args=["--namespace", FAULTS_NAMESPACE],
+        dev_server_extra_args=[
+            *("--namespace", FAULTS_NAMESPACE),
+            *("--namespace", QUEUES_NAMESPACE),
+        ],
     )
     yield env
     await env.shutdown()

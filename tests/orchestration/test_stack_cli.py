@@ -51,6 +51,7 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         "HEYSH_RAY_PORT": str(free_port()),
         "HEYSH_RAY_DASHBOARD_PORT": str(free_port()),
         "HEYSH_SUMMARY_MAX_TOKENS": "32",
+        "COLUMNS": "200",  # tables print whole lines, not wrapped cells
     }
 
     def heysh(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -72,6 +73,12 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         processed = heysh("process", str(document))
         assert processed.returncode == 0, processed.stdout + processed.stderr
         assert "1 of 1 documents completed" in processed.stdout
+
+        queues = heysh("queues")
+        assert queues.returncode == 0, queues.stderr
+        for name in ("ai-processing-queue", "storage-queue", "general-queue"):
+            assert name in queues.stdout
+        assert "heysh/Embedder" in queues.stdout
 
         found = heysh("search", "the database disk filled up and writes stopped")
         assert found.returncode == 0, found.stderr

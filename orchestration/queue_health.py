@@ -1,0 +1,105 @@
+"""Queue health for operators: backlog, rates and pollers of the three task queues.
+
+Read with DescribeTaskQueue and its statistics, straight from the Temporal server: the
+server's Prometheus backlog gauge lags by tens of seconds and is split by partition.
+"""
+
+from dataclasses import dataclass
+
+from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from orchestration.queues import WORKFLOW_QUEUE, Queue
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    queue: str
+    tasks: str  # "workflow" or "activity"
+    backlog: int
+    backlog_age_s: float
+    add_rate: float
+    dispatch_rate: float
+    pollers: int
+
+    @property
+    def symptom(self) -> str | None:
+        """What an operator should act on, in the queue design's own terms."""
+        if self.backlog and not self.pollers:
+            return "backlog with no worker polling: start or scale this queue's workers"
+        if self.backlog and self.add_rate > self.dispatch_rate * 1.5 + 0.1:
+            return "backlog growing faster than it drains: scale out"
+        return None
+
+
+@dataclass(frozen=True)
+class DeploymentHealth:
+    application: str
+    deployment: str
+    status: str
+    replicas: int
+    target_replicas: int
+    max_ongoing_requests: int | None
+
+    @property
+    def capacity(self) -> int | None:
+        """Requests the deployment takes at once: replicas times their limit."""
+        if self.max_ongoing_requests is None:
+            return None
+        return self.replicas * self.max_ongoing_requests
+
+
+def serve_deployments(applications: dict) -> list[DeploymentHealth]:
+    """The deployments in a Serve REST `applications` payload."""
+    rows = []
+    for app_name, app in sorted(applications.items()):
+        for name, deployment in sorted(app.get("deployments", {}).items()):
+            config = deployment.get("deployment_config", {})
+            rows.append(
+                DeploymentHealth(
+                    application=app_name,
+                    deployment=name,
+                    status=deployment.get("status", "UNKNOWN"),
+                    replicas=len(deployment.get("replicas", [])),
+                    target_replicas=deployment.get("target_num_replicas", 0),
+                    max_ongoing_requests=config.get("max_ongoing_requests"),
+                )
+            )
+    return rows
+
+
+async def describe_queues(client: Client) -> list[QueueHealth]:
+    """Every (queue, task type) pair that carries work: workflow tasks on the
+    workflow queue, activity tasks on all three."""
+    pairs = [(WORKFLOW_QUEUE, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)] + [
+        (queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY) for queue in Queue
+    ]
+    return [await _describe(client, queue, task_type) for queue, task_type in pairs]
+
+
+async def _describe(client: Client, queue: Queue, task_type: int) -> QueueHealth:
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(
+                name=queue.value, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL
+            ),
+            task_queue_type=task_type,  # type: ignore[arg-type]
+            report_stats=True,
+            report_pollers=True,
+        )
+    )
+    stats = response.stats
+    return QueueHealth(
+        queue=queue.value,
+        tasks="workflow"
+        if task_type == TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        else "activity",
+        backlog=stats.approximate_backlog_count,
+        backlog_age_s=stats.approximate_backlog_age.ToTimedelta().total_seconds(),
+        add_rate=stats.tasks_add_rate,
+        dispatch_rate=stats.tasks_dispatch_rate,
+        pollers=len(response.pollers),
+    )
