@@ -50,9 +50,13 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop every process that `heysh up` started; the data stays for the next `up`."""
-    from orchestration.stack import Stack
+    from orchestration.stack import Stack, StackError
 
-    stopped = Stack(get_settings()).down()
+    try:
+        stopped = Stack(get_settings()).down()
+    except StackError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err
     console.print(
         f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}"
     )

@@ -460,16 +460,26 @@ class Stack:
         self.start_workers()
 
     def down(self) -> list[str]:
-        stopped = []
-        for tier in WORKER_TIERS:
-            if self._stop_group(f"worker-{tier}", timeout_s=30):
-                stopped.append(f"worker-{tier}")
-        if self._stop_group("ray"):
-            stopped.append("ray")
-        if self.stop_postgres():
-            stopped.append("postgres")
-        if self.stop_temporal():
-            stopped.append("temporal")
+        """Stop every service, workers first. One that fails to stop does not keep the
+        others running: all are tried, then the failures are raised together."""
+        stops: list[tuple[str, Callable[[], bool]]] = [
+            (f"worker-{tier}", partial(self._stop_group, f"worker-{tier}", 30.0))
+            for tier in WORKER_TIERS
+        ]
+        stops += [
+            ("ray", partial(self._stop_group, "ray")),
+            ("postgres", self.stop_postgres),
+            ("temporal", self.stop_temporal),
+        ]
+        stopped, failures = [], []
+        for name, stop in stops:
+            try:
+                if stop():
+                    stopped.append(name)
+            except (OSError, subprocess.SubprocessError, psutil.Error) as err:
+                failures.append(f"{name}: {err}")
+        if failures:
+            raise StackError("could not stop " + "; ".join(failures))
         return stopped
 
     def status(self) -> list[ServiceStatus]:

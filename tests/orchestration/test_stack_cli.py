@@ -101,5 +101,5 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         assert again.returncode == 0, again.stdout + again.stderr
         assert "attached to 1 workflow" in again.stdout
     finally:
-        heysh("down")
-    assert stack_processes(state_dir) == []
+        final = heysh("down")
+    assert stack_processes(state_dir) == [], final.stdout + final.stderr
