@@ -34,7 +34,7 @@ def small_documents(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-# About 11 minutes on 2 cores: past the suite's default per-test limit.
+# About 10 minutes on 2 cores: past the suite's default per-test limit.
 @pytest.mark.timeout(2400)
 async def test_a_backlog_drains_with_exact_counts(
     fault_client: Client,
