@@ -35,7 +35,6 @@ async def tier_activities(
     Each tier's package is imported only here, so an AI worker never loads the
     storage driver and a storage worker never loads the HTTP inference client.
     """
-    blobs = open_blob_store(settings.blob_store_url)
     if queue is Queue.AI:
         from ray_serve.activities import AIActivities
         from ray_serve.inference_client import InferenceClient
@@ -46,7 +45,10 @@ async def tier_activities(
             concurrency=settings.inference_concurrency,
         )
         ai = AIActivities(
-            client, blobs, settings.summary_max_tokens, settings.summary_input_chars
+            client,
+            open_blob_store(settings.blob_store_url),
+            settings.summary_max_tokens,
+            settings.summary_input_chars,
         )
         try:
             yield [ai.analyze_document, ai.generate_summary]
@@ -83,7 +85,9 @@ async def tier_activities(
             frozenset(host.lower() for host in settings.webhook_allowed_hosts),
         )
         general = GeneralActivities(
-            blobs, Limits(max_bytes=settings.max_document_bytes), notifier
+            open_blob_store(settings.blob_store_url),
+            Limits(max_bytes=settings.max_document_bytes),
+            notifier,
         )
         try:
             yield [general.validate_document, general.notify_user]
