@@ -95,7 +95,21 @@ class Settings(BaseSettings):
         description="Hosts a webhook may target (a JSON list in the environment).",
     )
 
-    worker_metrics_port: int | None = None
+    worker_metrics_port: int | None = Field(
+        default=None,
+        description="Serve this worker's Prometheus metrics on this port (unset: off).",
+    )
+    ray_metrics_port: int = Field(
+        default=28090, description="Ray's Prometheus export port (Serve's metrics)."
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 28080
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key that HTTP API clients send as `X-API-Key`; `heysh up` writes "
+        "one to STATE_DIR/api_key when unset.",
+    )
 
     @cached_property
     def resolved_state_dir(self) -> Path:
