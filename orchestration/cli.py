@@ -103,10 +103,50 @@ def queues(
 
 async def _queues_view(settings: Settings) -> Group:
     from orchestration.client import connect
-    from orchestration.queue_health import describe_queues, serve_deployments
+    from orchestration.queue_health import (
+        describe_queues,
+        serve_deployments,
+        symptom_of,
+        with_ongoing,
+    )
     from orchestration.stack import Stack, StackError
+    from ray_serve.inference_client import InferenceClient
 
     client = await connect(settings)
+    serve = Table(
+        "deployment",
+        "status",
+        "replicas",
+        "in flight / capacity",
+        title="Ray Serve",
+    )
+    try:
+        deployments = serve_deployments(Stack(settings).serve_applications())
+        inference = InferenceClient(settings.serve_url, timeout_s=5)
+        try:
+            cards = await inference.models()
+        finally:
+            await inference.aclose()
+        deployments = with_ongoing(
+            deployments,
+            {
+                name: card.ongoing_requests
+                for name, card in cards.items()
+                if card.ongoing_requests is not None
+            },
+        )
+    except (StackError, OSError, httpx.HTTPError) as err:
+        deployments = []
+        serve.caption = f"Serve status unavailable: {err}"
+    for deployment in deployments:
+        ongoing = deployment.ongoing_requests
+        load = f"{'-' if ongoing is None else ongoing} / {deployment.capacity or '-'}"
+        serve.add_row(
+            f"{deployment.application}/{deployment.deployment}",
+            deployment.status,
+            f"{deployment.replicas}/{deployment.target_replicas}",
+            f"[red]{load}[/red]" if deployment.saturated else load,
+        )
     table = Table(
         "queue",
         "tasks",
@@ -119,6 +159,7 @@ async def _queues_view(settings: Settings) -> Group:
         title="Task queues",
     )
     for health in await describe_queues(client):
+        symptom = symptom_of(health, deployments)
         table.add_row(
             health.queue,
             health.tasks,
@@ -127,22 +168,7 @@ async def _queues_view(settings: Settings) -> Group:
             f"{health.add_rate:.1f}",
             f"{health.dispatch_rate:.1f}",
             str(health.pollers),
-            f"[red]{health.symptom}[/red]" if health.symptom else "",
-        )
-    serve = Table(
-        "deployment", "status", "replicas", "capacity (requests)", title="Ray Serve"
-    )
-    try:
-        deployments = serve_deployments(Stack(settings).serve_applications())
-    except (StackError, OSError, httpx.HTTPError) as err:
-        deployments = []
-        serve.caption = f"Serve status unavailable: {err}"
-    for deployment in deployments:
-        serve.add_row(
-            f"{deployment.application}/{deployment.deployment}",
-            deployment.status,
-            f"{deployment.replicas}/{deployment.target_replicas}",
-            str(deployment.capacity or "-"),
+            f"[red]{symptom}[/red]" if symptom else "",
         )
     return Group(table, serve)
 
@@ -160,6 +186,25 @@ def worker(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     asyncio.run(run_worker(TIERS[tier], get_settings()))
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (clients send the key of STATE_DIR/api_key as X-API-Key)."""
+    import uvicorn
+
+    from orchestration.api import ApiKeyMissingError, create_app, with_api_key
+
+    settings = with_api_key(get_settings())
+    try:
+        application = create_app(settings)
+    except ApiKeyMissingError as err:
+        console.print(f"[red]the API will not start:[/red] {err}")
+        raise typer.Exit(1) from err
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(application, host=settings.api_host, port=settings.api_port)
 
 
 @app.command()
@@ -267,7 +312,9 @@ def search(
     limit: Annotated[int, typer.Option(help="How many chunks to return.")] = 5,
 ) -> None:
     """Semantic search: embed the query through Serve, find the nearest chunks."""
-    hits = asyncio.run(_search(get_settings(), query, limit))
+    from orchestration.search import search_once
+
+    hits = asyncio.run(search_once(get_settings(), query, limit))
     table = Table("score", "document", "chunk", "text", title=f"Search: {query}")
     for hit in hits:
         text = " ".join(hit.text.split())
@@ -278,21 +325,6 @@ def search(
             text if len(text) <= 200 else text[:197] + "...",
         )
     console.print(table)
-
-
-async def _search(settings: Settings, query: str, limit: int):
-    from ray_serve.inference_client import InferenceClient
-    from storage_tier.backends import open_stores
-
-    client = InferenceClient(settings.serve_url, timeout_s=settings.embedding_timeout_s)
-    try:
-        embedded = await client.embed([query])
-    finally:
-        await client.aclose()
-    async with open_stores(settings, pool_size=2) as stores:
-        return await stores.vectors.search(
-            embedded.vectors[0], embedded.model.version, limit
-        )
 
 
 @app.command()

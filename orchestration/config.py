@@ -7,6 +7,7 @@ production.
 """
 
 import hashlib
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -39,9 +40,30 @@ class Settings(BaseSettings):
     serve_config: Path = (
         Path(__file__).resolve().parent.parent / "ray_serve" / ("serve_config.yaml")
     )
+    serve_application: str = Field(
+        default="heysh", description="Name of the Serve application (serve config)."
+    )
+    serve_backpressure: bool = Field(
+        default=True,
+        description="Size the AI worker's activity slots and requests in flight from "
+        "Serve's capacity, read from the Ray dashboard.",
+    )
+    serve_capacity_interval_s: float = Field(
+        default=5.0, description="How often the AI worker rereads Serve's capacity."
+    )
     ray_port: int = 26379
     ray_dashboard_port: int = 28265
     ray_num_cpus: int | None = None
+    ray_dashboard_url: str | None = Field(
+        default=None,
+        description="Ray dashboard (Serve's REST API), which the AI worker reads for "
+        "Serve's capacity; defaults to the local stack's dashboard port.",
+    )
+    ray_auth_token: SecretStr | None = Field(
+        default=None,
+        description="Ray's auth token; defaults to the file RAY_AUTH_TOKEN_PATH names, "
+        "or the local stack's STATE_DIR/ray/auth_token.",
+    )
 
     blob_root: Path | None = Field(
         default=None,
@@ -99,6 +121,14 @@ class Settings(BaseSettings):
         default=None,
         description="Serve this worker's Prometheus metrics on this port (unset: off).",
     )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the metrics endpoint."
+    )
+    worker_metrics_port_base: int = Field(
+        default=28091,
+        description="`heysh up` serves the general, storage and AI workers' metrics "
+        "on this port and the next two.",
+    )
     ray_metrics_port: int = Field(
         default=28090, description="Ray's Prometheus export port (Serve's metrics)."
     )
@@ -121,6 +151,20 @@ class Settings(BaseSettings):
         and Ray nests them deep, so this stays short under /tmp, one per state dir."""
         digest = hashlib.sha256(str(self.resolved_state_dir).encode()).hexdigest()
         return Path("/tmp") / f"heysh-ray-{digest[:10]}"
+
+    @cached_property
+    def dashboard_url(self) -> str:
+        return self.ray_dashboard_url or f"http://127.0.0.1:{self.ray_dashboard_port}"
+
+    def ray_token(self) -> str | None:
+        """Read at each call: the local stack writes the file when Ray first starts."""
+        if self.ray_auth_token:
+            return self.ray_auth_token.get_secret_value()
+        path = Path(
+            os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or self.resolved_state_dir / "ray" / "auth_token"
+        )
+        return path.read_text().strip() if path.exists() else None
 
     @cached_property
     def blob_directory(self) -> Path:

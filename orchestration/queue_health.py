@@ -4,7 +4,7 @@ Read with DescribeTaskQueue and its statistics, straight from the Temporal serve
 server's Prometheus backlog gauge lags by tens of seconds and is split by partition.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -42,6 +42,7 @@ class DeploymentHealth:
     replicas: int
     target_replicas: int
     max_ongoing_requests: int | None
+    ongoing_requests: int | None = None
 
     @property
     def capacity(self) -> int | None:
@@ -49,6 +50,43 @@ class DeploymentHealth:
         if self.max_ongoing_requests is None:
             return None
         return self.replicas * self.max_ongoing_requests
+
+    @property
+    def saturated(self) -> bool:
+        return (
+            self.capacity is not None
+            and self.ongoing_requests is not None
+            and self.ongoing_requests >= self.capacity
+        )
+
+
+# The Serve deployment behind each model id of the OpenAI-compatible routes.
+DEPLOYMENT_OF_MODEL = {"embedder": "Embedder", "summarizer": "Summarizer"}
+
+
+def symptom_of(health: QueueHealth, deployments: list[DeploymentHealth]) -> str | None:
+    """The queue's own symptom, or for the AI queue a backlog that waits on Serve."""
+    saturated = [d.deployment for d in deployments if d.saturated]
+    if health.queue == Queue.AI.value and health.backlog and saturated:
+        return (
+            f"AI backlog while Serve is saturated ({', '.join(saturated)}): "
+            "add Serve replicas"
+        )
+    return health.symptom
+
+
+def with_ongoing(
+    deployments: list[DeploymentHealth], ongoing_by_model: dict[str, int]
+) -> list[DeploymentHealth]:
+    """Deployments with the requests the Serve ingress has in flight to each."""
+    by_deployment = {
+        DEPLOYMENT_OF_MODEL.get(model, model): count
+        for model, count in ongoing_by_model.items()
+    }
+    return [
+        replace(d, ongoing_requests=by_deployment.get(d.deployment))
+        for d in deployments
+    ]
 
 
 def serve_deployments(applications: dict) -> list[DeploymentHealth]:

@@ -138,6 +138,9 @@ class Stack:
             "HEYSH_TEMPORAL_ADDRESS": s.temporal_address,
             "HEYSH_DATABASE_URL": s.database_url,
             "HEYSH_SERVE_URL": s.serve_url,
+            "HEYSH_RAY_DASHBOARD_URL": s.dashboard_url,
+            "HEYSH_API_HOST": s.api_host,
+            "HEYSH_API_PORT": str(s.api_port),
             "HEYSH_BLOB_ROOT": str(s.blob_directory),
             "HF_HUB_OFFLINE": "1",
             "RAY_AUTH_MODE": "token",
@@ -327,7 +330,7 @@ class Stack:
 
     @property
     def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.ray_dashboard_port}"
+        return self.settings.dashboard_url
 
     def _ray_token(self) -> str:
         path = self.ray_token_path
@@ -355,6 +358,8 @@ class Stack:
                 str(self.settings.ray_dashboard_port),
                 "--ray-client-server-port",
                 str(self.settings.ray_port + 1),
+                "--metrics-export-port",
+                str(self.settings.ray_metrics_port),
                 "--temp-dir",
                 str(self.settings.ray_temp_dir),
                 "--disable-usage-stats",
@@ -435,16 +440,55 @@ class Stack:
             self._spawn(
                 f"worker-{tier}",
                 [sys.executable, "-m", "orchestration.cli", "worker", tier],
+                env={
+                    **self.env,
+                    "HEYSH_WORKER_METRICS_PORT": str(self.metrics_port(tier)),
+                },
             )
         for tier in WORKER_TIERS:
             log = self.logs / f"worker-{tier}.log"
             _wait_for(f"{tier} worker", partial(self._worker_polling, tier), 60, log)
+
+    def metrics_port(self, tier: str) -> int:
+        """Each worker's Prometheus port: consecutive from the configured base."""
+        return self.settings.worker_metrics_port_base + WORKER_TIERS.index(tier)
 
     def _worker_polling(self, tier: str) -> bool:
         log = self.logs / f"worker-{tier}.log"
         if not self._running_pid(f"worker-{tier}"):
             raise StackError(f"{tier} worker exited; see {log}")
         return log.exists() and "worker polling" in log.read_text(errors="replace")
+
+    # ---- HTTP API --------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def api_key(self) -> str:
+        """The key API clients send; written once, readable only by its owner."""
+        if self.settings.api_key:
+            return self.settings.api_key.get_secret_value()
+        path = self.state / "api_key"
+        if not path.exists():
+            self.state.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start_api(self) -> None:
+        self.api_key()
+        if not self._running_pid("api"):
+            self._spawn("api", [sys.executable, "-m", "orchestration.cli", "api"])
+        _wait_for("HTTP API", self._api_up, 60, self.logs / "api.log")
+
+    def _api_up(self) -> bool:
+        if not self._running_pid("api"):
+            raise StackError(f"the HTTP API exited; see {self.logs / 'api.log'}")
+        try:
+            return httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     # ---- whole stack -----------------------------------------------------------------
 
@@ -458,11 +502,16 @@ class Stack:
         self.start_ray()
         report("workers")
         self.start_workers()
+        report("HTTP API")
+        self.start_api()
 
     def down(self) -> list[str]:
         """Stop every service, workers first. One that fails to stop does not keep the
         others running: all are tried, then the failures are raised together."""
         stops: list[tuple[str, Callable[[], bool]]] = [
+            ("api", partial(self._stop_group, "api"))
+        ]
+        stops += [
             (f"worker-{tier}", partial(self._stop_group, f"worker-{tier}", 30.0))
             for tier in WORKER_TIERS
         ]
@@ -510,10 +559,19 @@ class Stack:
                 self.dashboard_url,
             ),
             ServiceStatus("serve", bool(self._running_pid("ray")), None, s.serve_url),
+            ServiceStatus(
+                "serve-metrics",
+                bool(self._running_pid("ray")),
+                None,
+                f"http://127.0.0.1:{s.ray_metrics_port}/metrics",
+            ),
         ]
+        pid = self._running_pid("api")
+        rows.append(ServiceStatus("api", bool(pid), pid, f"{self.api_url}/docs"))
         for tier in WORKER_TIERS:
             pid = self._running_pid(f"worker-{tier}")
-            rows.append(ServiceStatus(f"worker-{tier}", bool(pid), pid, "-"))
+            metrics = f"http://127.0.0.1:{self.metrics_port(tier)}/metrics"
+            rows.append(ServiceStatus(f"worker-{tier}", bool(pid), pid, metrics))
         return rows
 
 

@@ -9,7 +9,9 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from temporalio.client import (
     Client,
@@ -36,7 +38,7 @@ from orchestration.workflows import DocumentProcessingWorkflow
 
 @dataclass
 class Submission:
-    path: Path
+    path: Path | None  # None for bytes that arrived without a file, e.g. over HTTP
     name: str
     document_id: str
     workflow_id: str
@@ -76,12 +78,24 @@ async def submit(
     client: Client, blobs: BlobStore, path: Path, summarize: bool = True
 ) -> Submission:
     data = await asyncio.to_thread(path.read_bytes)
+    return await submit_data(client, blobs, path.name, data, summarize, path=path)
+
+
+async def submit_data(
+    client: Client,
+    blobs: BlobStore,
+    name: str,
+    data: bytes,
+    summarize: bool = True,
+    path: Path | None = None,
+) -> Submission:
+    """Store the bytes under their hash and start (or attach to) their workflow."""
     digest = content_hash(data)
     uri = await blobs.aput(document_key(digest), data)
-    document_id = document_id_for(path.name, digest)
+    document_id = document_id_for(name, digest)
     workflow_id = workflow_id_for(document_id)
     document = DocumentInput(
-        source_uri=uri, name=path.name, content_hash=digest, summarize=summarize
+        source_uri=uri, name=name, content_hash=digest, summarize=summarize
     )
     attached = await _exists(client, workflow_id)
     try:
@@ -99,7 +113,7 @@ async def submit(
             DocumentProcessingWorkflow.run, workflow_id
         )
         attached = True
-    return Submission(path, path.name, document_id, workflow_id, handle, attached)
+    return Submission(path, name, document_id, workflow_id, handle, attached)
 
 
 async def _exists(client: Client, workflow_id: str) -> bool:
@@ -114,35 +128,51 @@ async def _exists(client: Client, workflow_id: str) -> bool:
     )
 
 
-async def progress_of(submission: Submission) -> DocumentProgress | None:
+async def progress_of(
+    handle: WorkflowHandle, timeout_s: float | None = None
+) -> DocumentProgress | None:
+    """The workflow's progress query; None when no worker answers it (in time)."""
     try:
-        return await submission.handle.query(DocumentProcessingWorkflow.progress)
+        return await handle.query(
+            DocumentProcessingWorkflow.progress,
+            rpc_timeout=timedelta(seconds=timeout_s) if timeout_s else None,
+        )
     except RPCError:
         return None
 
 
-async def outcome_of(submission: Submission, outage_s: float = 300.0) -> Outcome:
+class Failure(NamedTuple):
+    """How a workflow ended without a result: the error's type names the problem."""
+
+    type: str
+    message: str
+
+
+async def result_of(
+    handle: WorkflowHandle[Any, DocumentResult], outage_s: float = 300.0
+) -> DocumentResult | Failure:
     """Wait for the workflow's result. A Temporal server that restarts meanwhile only
     delays the answer: the wait resumes once the server is back."""
     deadline = time.monotonic() + outage_s
     while True:
         try:
-            result = await submission.handle.result()
+            return await handle.result()
         except WorkflowFailureError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
-                return Outcome(
-                    submission, error_type=cause.type, error_message=cause.message
-                )
-            return Outcome(
-                submission, error_type=type(cause).__name__, error_message=str(cause)
-            )
+                return Failure(cause.type or type(cause).__name__, cause.message)
+            return Failure(type(cause).__name__, str(cause))
         except RPCError as err:
             if err.status not in _TRANSIENT or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(1.0)
-            continue
-        return Outcome(submission, result=result)
+
+
+async def outcome_of(submission: Submission, outage_s: float = 300.0) -> Outcome:
+    ending = await result_of(submission.handle, outage_s)
+    if isinstance(ending, Failure):
+        return Outcome(submission, error_type=ending.type, error_message=ending.message)
+    return Outcome(submission, result=ending)
 
 
 _TRANSIENT = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
@@ -162,5 +192,5 @@ async def follow(
             on_progress(tasks[task], None, True)
         for task in pending:
             submission = tasks[task]
-            on_progress(submission, await progress_of(submission), False)
+            on_progress(submission, await progress_of(submission.handle), False)
     return [task.result() for task in tasks]

@@ -7,7 +7,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from orchestration import steps
+    from orchestration import steps, telemetry
     from orchestration.models import (
         AnalysisInput,
         AnalysisResult,
@@ -59,7 +59,9 @@ class DocumentProcessingWorkflow:
         except ActivityError as err:
             # No row exists to record this on (a bad name or a missing blob).
             self._stage = "failed"
-            raise _failure_of(err) from err
+            failure = _failure_of(err)
+            telemetry.count_document("failed", failure.type or "")
+            raise failure from err
         ref = registered.ref
         workflow.logger.info(
             "document %s registered (%s, %d bytes)",
@@ -154,6 +156,7 @@ class DocumentProcessingWorkflow:
                 )
             )
             self._stage = "failed"
+            telemetry.count_document("failed", failure.type or "")
             raise failure from err
 
         await self._notify(
@@ -164,6 +167,7 @@ class DocumentProcessingWorkflow:
             )
         )
         self._stage = "completed"
+        telemetry.count_document("completed")
         workflow.logger.info(
             "document %s completed: %d chunks", ref.document_id, result.chunk_count
         )

@@ -24,6 +24,11 @@ from orchestration.models import (
     SummaryInput,
     SummaryResult,
 )
+from orchestration.telemetry import (
+    CHUNKS_EMBEDDED,
+    SUMMARIES_GENERATED,
+    count_model_output,
+)
 from ray_serve import keyphrases
 from ray_serve.chunking import chunk_text, words_for_tokens
 from ray_serve.inference_client import InferenceClient, InferenceRejectedError
@@ -80,6 +85,7 @@ class AIActivities:
             analysis_key(request.document_id, model.version),
             analysis.model_dump_json().encode(),
         )
+        count_model_output(CHUNKS_EMBEDDED, len(chunks), model.name, model.version)
         activity.logger.info(
             "document %s: %d chunks embedded by %s",
             request.document_id,
@@ -107,6 +113,7 @@ class AIActivities:
                     messages, request.max_tokens or self.summary_max_tokens
                 )
             )
+        count_model_output(SUMMARIES_GENERATED, 1, model.name, model.version)
         activity.logger.info(
             "document %s: %d-character summary by %s",
             request.document_id,

@@ -11,14 +11,18 @@ deploys with `serve deploy ray_serve/serve_config.yaml`.
 
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import Headers
 
+from orchestration.telemetry import install_tracer_provider, span, tracing_configured
 from ray_serve.embedder import Embedder
 from ray_serve.summarizer import Summarizer
 
@@ -58,6 +62,22 @@ class OpenAIIngress:
     ) -> None:
         self.embedder = embedder
         self.summarizer = summarizer
+        # Requests this ingress has sent to each model and not yet had answered:
+        # with each deployment's capacity, it tells whether Serve is saturated.
+        self.ongoing = {"embedder": 0, "summarizer": 0}
+        if tracing_configured():
+            install_tracer_provider("heysh-serve")
+
+    @asynccontextmanager
+    async def _request(
+        self, model: str, route: str, headers: Headers
+    ) -> AsyncIterator[None]:
+        self.ongoing[model] += 1
+        try:
+            with span(f"serve {route}", "server", headers):
+                yield
+        finally:
+            self.ongoing[model] -= 1
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
@@ -70,17 +90,22 @@ class OpenAIIngress:
             await self.summarizer.card.remote(),
         ]
         for card in cards:
-            card.update(object="model", owned_by="heysh")
+            card.update(
+                object="model",
+                owned_by="heysh",
+                ongoing_requests=self.ongoing.get(card["id"], 0),
+            )
         return {"object": "list", "data": cards}
 
     @api.post("/v1/embeddings", response_model=None)
     async def embeddings(
-        self, request: EmbeddingRequest
+        self, request: EmbeddingRequest, http: Request
     ) -> dict[str, Any] | JSONResponse:
         if request.model != "embedder":
             return _invalid(f"unknown embedding model {request.model!r}")
         texts = [request.input] if isinstance(request.input, str) else request.input
-        outcome = await self.embedder.embed.remote(texts)
+        async with self._request("embedder", "/v1/embeddings", http.headers):
+            outcome = await self.embedder.embed.remote(texts)
         if outcome.error:
             return _invalid(outcome.error)
         return {
@@ -99,12 +124,13 @@ class OpenAIIngress:
 
     @api.post("/v1/chat/completions", response_model=None)
     async def chat_completions(
-        self, request: ChatRequest
+        self, request: ChatRequest, http: Request
     ) -> dict[str, Any] | JSONResponse:
         if request.model != "summarizer":
             return _invalid(f"unknown chat model {request.model!r}")
         messages = [message.model_dump() for message in request.messages]
-        outcome = await self.summarizer.chat.remote(messages, request.max_tokens)
+        async with self._request("summarizer", "/v1/chat/completions", http.headers):
+            outcome = await self.summarizer.chat.remote(messages, request.max_tokens)
         if outcome.error:
             return _invalid(outcome.error)
         return {

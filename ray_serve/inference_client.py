@@ -4,13 +4,14 @@ Any OpenAI-compatible server can stand in. Our Serve application adds `model_ver
 to each response; other servers' responses fall back to `system_fingerprint`.
 """
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from orchestration.models import ModelInfo
+from orchestration.telemetry import span, trace_headers
+from ray_serve.backpressure import AdjustableLimit
 
 
 class InferenceRejectedError(Exception):
@@ -31,6 +32,7 @@ class ModelCard:
     kind: str
     max_input_tokens: int | None
     dimensions: int | None
+    ongoing_requests: int | None = None
 
 
 class InferenceClient:
@@ -45,17 +47,21 @@ class InferenceClient:
         self.embedding_model = embedding_model
         self.chat_model = chat_model
         # One pooled client per process: connection reuse matters more than anything
-        # else at this layer. The semaphore bounds requests in flight to Serve.
+        # else at this layer. The limits bound requests in flight to each model; the
+        # AI worker resizes them to its share of Serve's capacity.
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_s, connect=10.0),
-            limits=httpx.Limits(max_connections=concurrency * 2),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
-        self._slots = asyncio.Semaphore(concurrency)
+        self.limits = {
+            "embed": AdjustableLimit(concurrency),
+            "chat": AdjustableLimit(concurrency),
+        }
 
     async def embed(self, texts: list[str]) -> Embeddings:
         body = await self._post(
-            "/v1/embeddings", {"model": self.embedding_model, "input": texts}
+            "embed", "/v1/embeddings", {"model": self.embedding_model, "input": texts}
         )
         data = sorted(body["data"], key=lambda item: item["index"])
         return Embeddings(
@@ -68,6 +74,7 @@ class InferenceClient:
         self, messages: list[dict[str, str]], max_tokens: int
     ) -> tuple[str, ModelInfo]:
         body = await self._post(
+            "chat",
             "/v1/chat/completions",
             {
                 "model": self.chat_model,
@@ -89,15 +96,21 @@ class InferenceClient:
                 kind=item.get("kind", "unknown"),
                 max_input_tokens=item.get("max_input_tokens"),
                 dimensions=item.get("dimensions"),
+                ongoing_requests=item.get("ongoing_requests"),
             )
         return cards
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        async with self._slots:
-            response = await self._http.post(path, json=payload)
+    async def _post(
+        self, kind: str, path: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        async with self.limits[kind]:
+            with span(f"POST {path}", "client"):
+                response = await self._http.post(
+                    path, json=payload, headers=trace_headers()
+                )
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise InferenceRejectedError(
                 f"{path} rejected the request ({response.status_code}): "

@@ -64,6 +64,8 @@ def settings(state_dir: Path, temporal_port: int) -> Settings:
         serve_url=f"http://127.0.0.1:{free_port()}",
         ray_port=free_port(),
         ray_dashboard_port=free_port(),
+        ray_metrics_port=free_port(),
+        worker_metrics_port_base=free_port(),
         summary_max_tokens=48,
         max_document_bytes=1_000_000,
     )
@@ -120,10 +122,12 @@ async def workers(
 ) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as exit_stack:
         for queue in Queue:
-            activities = await exit_stack.enter_async_context(
-                tier_activities(queue, settings)
+            tier = await exit_stack.enter_async_context(
+                tier_activities(queue, settings, client)
             )
-            worker = build_worker(client, queue, activities)
+            worker = build_worker(
+                client, queue, tier.activities, activity_slots=tier.activity_slots
+            )
             await exit_stack.enter_async_context(worker)
         yield
 

@@ -53,17 +53,18 @@ class WorkerProcesses:
             "HEYSH_TEMPORAL_NAMESPACE": namespace,
             "HEYSH_DATABASE_URL": settings.database_url,
             "HEYSH_SERVE_URL": settings.serve_url,
+            "HEYSH_RAY_DASHBOARD_URL": settings.dashboard_url,
             "HEYSH_BLOB_ROOT": str(settings.blob_directory),
             "HEYSH_STATE_DIR": str(settings.resolved_state_dir),
             "HEYSH_SUMMARY_MAX_TOKENS": str(settings.summary_max_tokens),
         }
 
-    def start(self, tier: str) -> None:
+    def start(self, tier: str, env: dict[str, str] | None = None) -> Path:
         log = self.logs / f"{tier}-{time.monotonic_ns()}.log"
         with open(log, "wb") as out:
             self.processes[tier] = subprocess.Popen(
                 [sys.executable, "-m", "orchestration.cli", "worker", tier],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -72,6 +73,7 @@ class WorkerProcesses:
             assert self.processes[tier].poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"{tier} worker did not start"
             time.sleep(0.2)
+        return log
 
     def kill(self, tier: str) -> None:
         process = self.processes.pop(tier)

@@ -70,8 +70,8 @@ async def test_backlog_without_pollers_is_flagged_then_drains(
         # A general worker takes the workflow tasks; their first activities now wait
         # on the storage queue, where nobody polls.
         async with (
-            tier_activities(Queue.GENERAL, settings) as activities,
-            build_worker(client, Queue.GENERAL, activities),
+            tier_activities(Queue.GENERAL, settings) as tier,
+            build_worker(client, Queue.GENERAL, tier.activities),
         ):
             rows = await until(
                 client,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -50,6 +51,9 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         "HEYSH_SERVE_URL": f"http://127.0.0.1:{free_port()}",
         "HEYSH_RAY_PORT": str(free_port()),
         "HEYSH_RAY_DASHBOARD_PORT": str(free_port()),
+        "HEYSH_RAY_METRICS_PORT": str(free_port()),
+        "HEYSH_WORKER_METRICS_PORT_BASE": str(free_port()),
+        "HEYSH_API_PORT": str(free_port()),
         "HEYSH_SUMMARY_MAX_TOKENS": "32",
         "COLUMNS": "200",  # tables print whole lines, not wrapped cells
     }
@@ -83,6 +87,26 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         found = heysh("search", "the database disk filled up and writes stopped")
         assert found.returncode == 0, found.stderr
         assert "incident-report.md" in found.stdout
+
+        # The HTTP API that `up` started answers with the key it wrote.
+        api = f"http://127.0.0.1:{env['HEYSH_API_PORT']}"
+        key = (state_dir / "api_key").read_text().strip()
+        hits = httpx.get(
+            f"{api}/v1/search",
+            params={"q": "the database disk filled up"},
+            headers={"X-API-Key": key},
+            timeout=60,
+        )
+        assert hits.status_code == 200, hits.text
+        assert "incident-report.md" in hits.text
+        assert httpx.get(f"{api}/v1/search", params={"q": "x"}).status_code == 401
+
+        # Each worker serves its metrics where `status` says.
+        status = heysh("status")
+        assert f"{api}/docs" in status.stdout
+        metrics_base = int(env["HEYSH_WORKER_METRICS_PORT_BASE"])
+        ai_metrics = httpx.get(f"http://127.0.0.1:{metrics_base + 2}/metrics").text
+        assert "heysh_chunks_embedded" in ai_metrics
 
         running = stack_processes(state_dir)
         assert len(running) >= 6

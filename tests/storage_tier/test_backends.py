@@ -423,8 +423,8 @@ async def test_the_storage_worker_runs_on_the_configured_stores(
     text = f"Storage backends by configuration, run {uuid.uuid4()}.".encode()
     source = open_blob_store(configured.blob_store_url).put("documents/note", text)
 
-    async with tier_activities(Queue.STORAGE, configured) as activities:
-        run = {activity.__name__: activity for activity in activities}
+    async with tier_activities(Queue.STORAGE, configured) as tier:
+        run = {activity.__name__: activity for activity in tier.activities}
         registered = await env.run(
             run["register_document"], DocumentInput(source_uri=source, name="n.txt")
         )
