@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo up down status test test-fast lint format clean
+.PHONY: install demo up down status test test-fast lint format clean bench
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ status: install
 
 test: install
 	$(BIN)/pytest
+
+# How close each layer gets to the embedding model, in one run (about 10 minutes on 2
+# cores); prints the table and writes .heysh/bench/latest.json.
+bench: install
+	$(BIN)/python -m benchmarks
 
 lint: install
 	$(BIN)/ruff check .

