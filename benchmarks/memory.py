@@ -3,7 +3,7 @@
 Components are found from the stack's own process records: each service's process
 group (and every descendant, for Ray's workers), PostgreSQL's postmaster and its
 backends. Ray's processes are split by what they run: the Serve replicas of each
-deployment, Serve's proxy, controller and ingress, and Ray itself.
+deployment, Serve's proxy, controller and model index, and Ray itself.
 """
 
 import os
@@ -16,11 +16,11 @@ import psutil
 from orchestration.stack import WORKER_TIERS, Stack
 
 _RAY_PARTS = (
-    ("ServeReplica:heysh:Embedder", "serve Embedder replica"),
-    ("ServeReplica:heysh:Summarizer", "serve Summarizer replica"),
-    ("ServeReplica:heysh:OpenAIIngress", "serve ingress, proxy, controller"),
-    ("ProxyActor", "serve ingress, proxy, controller"),
-    ("ServeController", "serve ingress, proxy, controller"),
+    ("ServeReplica:embedder:Embedder", "serve Embedder replica"),
+    ("ServeReplica:summarizer:Summarizer", "serve Summarizer replica"),
+    ("ServeReplica:models:ModelIndex", "serve model index, proxy, controller"),
+    ("ProxyActor", "serve model index, proxy, controller"),
+    ("ServeController", "serve model index, proxy, controller"),
 )
 
 

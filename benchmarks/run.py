@@ -244,8 +244,7 @@ def process_pids(stack: Stack) -> dict[str, int]:
             with contextlib.suppress(Exception):
                 command = " ".join(process.cmdline())
                 for marker, label in (
-                    ("ServeReplica:heysh:Embedder", "embedder"),
-                    ("ServeReplica:heysh:OpenAIIngress", "ingress"),
+                    ("ServeReplica:embedder:Embedder", "embedder"),
                     ("ProxyActor", "proxy"),
                 ):
                     if marker in command:

@@ -1,19 +1,18 @@
 """Load on the Serve route: one text per request, a bounded number in flight.
 
-Also switches the Embedder's batch size in place (a `user_config`-only `serve deploy`,
-which reconfigures the running replica without restarting it).
+Also switches the Embedder's batch size in place (a `user_config`-only deploy, which
+reconfigures the running replica without restarting it).
 """
 
 import asyncio
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import yaml
 
 from orchestration.stack import Stack
+from ray_serve.registry import deployment_entry
+from ray_serve.rollout import changed_copy
 
 
 async def http_rate(base_url: str, texts: list[str], concurrency: int) -> float:
@@ -51,57 +50,15 @@ async def http_rate(base_url: str, texts: list[str], concurrency: int) -> float:
 
 def embedder_user_config(stack: Stack) -> dict:
     config = yaml.safe_load(stack.settings.serve_config.read_text())
-    for deployment in config["applications"][0]["deployments"]:
-        if deployment["name"] == "Embedder":
-            return dict(deployment.get("user_config", {}))
-    return {}
+    return dict(deployment_entry(config, "Embedder").get("user_config") or {})
 
 
 def reconfigure_embedder(stack: Stack, **user_config: object) -> None:
-    """Deploy the stack's Serve config with the Embedder's user_config changed, and
-    wait until the running replica has taken it."""
-    path = stack.effective_serve_config()
-    config = yaml.safe_load(path.read_text())
-    for deployment in config["applications"][0]["deployments"]:
-        if deployment["name"] == "Embedder":
-            deployment.setdefault("user_config", {}).update(user_config)
-    changed = Path(path.with_name("serve_config.bench.yaml"))
-    changed.write_text(yaml.safe_dump(config, sort_keys=False))
-    deploy = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "serve"),
-            "deploy",
-            str(changed),
-            "--address",
-            stack.dashboard_url,
-        ],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if deploy.returncode != 0:
-        raise RuntimeError(f"serve deploy failed: {deploy.stderr[-2000:]}")
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if _embedder_has(stack, user_config):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"the Embedder did not take {user_config} within 120 s")
-
-
-def _embedder_has(stack: Stack, user_config: dict[str, object]) -> bool:
-    app = stack.serve_applications().get("heysh", {})
-    deployment = app.get("deployments", {}).get("Embedder", {})
-    deployed = {
-        item["name"]: item
-        for item in (app.get("deployed_app_config") or {}).get("deployments", [])
-    }
-    current = deployed.get("Embedder", {}).get("user_config") or {}
-    return (
-        app.get("status") == "RUNNING"
-        and deployment.get("status") == "HEALTHY"
-        and all(current.get(key) == value for key, value in user_config.items())
-    )
+    """Deploy what runs with the Embedder's user_config changed (Serve reconfigures
+    the replica in place), and wait until the replica has taken it."""
+    admin = stack.serve_admin()
+    running = admin.live_config()
+    if running is None:
+        raise RuntimeError("Serve runs no config to change")
+    settings = [f"embedder.{key}={value}" for key, value in user_config.items()]
+    admin.deploy(changed_copy(running, settings), timeout_s=300, keep_previous=False)

@@ -20,12 +20,14 @@ from rich.progress import (
 from rich.table import Table
 
 from orchestration.config import Settings, get_settings
+from orchestration.model_commands import models_app
 from orchestration.queues import Queue
 
 app = typer.Typer(
     help="Hey.sh: durable document processing on Temporal and Ray Serve.",
     no_args_is_help=True,
 )
+app.add_typer(models_app, name="models")
 console = Console()
 
 TIERS = {"ai": Queue.AI, "storage": Queue.STORAGE, "general": Queue.GENERAL}

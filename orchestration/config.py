@@ -40,9 +40,6 @@ class Settings(BaseSettings):
     serve_config: Path = (
         Path(__file__).resolve().parent.parent / "ray_serve" / ("serve_config.yaml")
     )
-    serve_application: str = Field(
-        default="heysh", description="Name of the Serve application (serve config)."
-    )
     serve_backpressure: bool = Field(
         default=True,
         description="Size the AI worker's activity slots and requests in flight from "

@@ -60,10 +60,6 @@ class DeploymentHealth:
         )
 
 
-# The Serve deployment behind each model id of the OpenAI-compatible routes.
-DEPLOYMENT_OF_MODEL = {"embedder": "Embedder", "summarizer": "Summarizer"}
-
-
 def symptom_of(health: QueueHealth, deployments: list[DeploymentHealth]) -> str | None:
     """The queue's own symptom, or for the AI queue a backlog that waits on Serve."""
     saturated = [d.deployment for d in deployments if d.saturated]
@@ -78,13 +74,16 @@ def symptom_of(health: QueueHealth, deployments: list[DeploymentHealth]) -> str 
 def with_ongoing(
     deployments: list[DeploymentHealth], ongoing_by_model: dict[str, int]
 ) -> list[DeploymentHealth]:
-    """Deployments with the requests the Serve ingress has in flight to each."""
-    by_deployment = {
-        DEPLOYMENT_OF_MODEL.get(model, model): count
-        for model, count in ongoing_by_model.items()
-    }
+    """Deployments with the requests in flight to each model's application.
+
+    Each model is an application of its own, named by the model id. The count comes
+    from the model card, which one replica answers; Serve spreads requests evenly
+    over replicas, so the deployment's load is that replica's times their number.
+    """
     return [
-        replace(d, ongoing_requests=by_deployment.get(d.deployment))
+        replace(d, ongoing_requests=ongoing_by_model[d.application] * d.replicas)
+        if d.application in ongoing_by_model
+        else d
         for d in deployments
     ]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import httpx
@@ -28,6 +28,9 @@ import psutil
 import yaml
 
 from orchestration.config import Settings
+
+if TYPE_CHECKING:
+    from ray_serve.rollout import ServeAdmin
 
 WORKER_TIERS = ("general", "storage", "ai")
 
@@ -370,7 +373,14 @@ class Stack:
             if starter.wait(timeout=180) != 0:
                 self._stop_group("ray")
                 raise StackError(f"ray start failed; see {self.logs / 'ray.log'}")
-        self.deploy_serve()
+        _wait_for("Ray dashboard", self._dashboard_up, 120, self.logs / "ray.log")
+        # A cluster that runs its models already keeps them: a model deployed since
+        # (`heysh models deploy`) must survive another `heysh up`.
+        applications = self.serve_applications()
+        if not applications or any(
+            app.get("status") != "RUNNING" for app in applications.values()
+        ):
+            self.deploy_serve()
 
     def effective_serve_config(self) -> Path:
         """The repository's Serve config with this stack's HTTP address."""
@@ -381,26 +391,29 @@ class Stack:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def deploy_serve(self) -> None:
-        """`serve deploy` the config, once the dashboard's API answers."""
-        _wait_for("Ray dashboard", self._dashboard_up, 120, self.logs / "ray.log")
-        deploy = subprocess.run(
-            [
-                _venv_bin("serve"),
-                "deploy",
-                str(self.effective_serve_config()),
-                "--address",
-                self.dashboard_url,
-            ],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+    def serve_admin(self) -> "ServeAdmin":
+        """Serve's REST API on this stack's cluster; deploys keep their history in
+        the state dir, so `heysh models rollback` works across invocations."""
+        from ray_serve.rollout import ServeAdmin
+
+        path = self.ray_token_path
+        return ServeAdmin(
+            self.dashboard_url,
+            path.read_text().strip() if path.exists() else None,
+            self.state / "serve" / "history",
+            serve_url=self.settings.serve_url,
         )
-        if deploy.returncode != 0:
-            raise StackError(f"serve deploy failed:\n{deploy.stderr[-3000:]}")
-        _wait_for("Ray Serve", self.serve_running, 600, self.logs / "ray.log")
+
+    def deploy_serve(self, config: Path | None = None) -> None:
+        """Deploy a Serve config (the repository's by default) and wait until every
+        model serves the version it names."""
+        from ray_serve.rollout import RolloutError
+
+        path = config or self.effective_serve_config()
+        try:
+            self.serve_admin().deploy(yaml.safe_load(path.read_text()), timeout_s=600)
+        except RolloutError as err:
+            raise StackError(f"{err}\n(see {self.logs / 'ray.log'})") from err
 
     def _dashboard_up(self) -> bool:
         try:
@@ -420,16 +433,6 @@ class Stack:
         )
         response.raise_for_status()
         return response.json().get("applications", {})
-
-    def serve_running(self) -> bool:
-        try:
-            apps = self.serve_applications()
-        except (httpx.HTTPError, json.JSONDecodeError):
-            return False
-        statuses = {app.get("status") for app in apps.values()}
-        if "DEPLOY_FAILED" in statuses:
-            raise StackError(f"Serve deployment failed: {json.dumps(apps)[:2000]}")
-        return bool(apps) and statuses == {"RUNNING"}
 
     # ---- workers --------------------------------------------------------------------
 

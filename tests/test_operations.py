@@ -23,6 +23,7 @@ from orchestration.config import Settings
 from orchestration.queues import Queue
 from orchestration.stack import Stack
 from orchestration.submission import Submission, outcome_of, submit
+from ray_serve.registry import deployment_entry
 from tests.conftest import BAD_INPUT, REPO, free_port
 from tests.worker_processes import TIERS, WORDS, WorkerProcesses
 
@@ -139,7 +140,7 @@ async def test_workers_export_sdk_and_pipeline_metrics(
         and labels.get("task_queue") == Queue.AI.value
     }
     assert slot_metrics, sorted({name for name, _, _ in ai})
-    assert total(ai, "heysh_serve_capacity", deployment="Embedder") == 64
+    assert total(ai, "heysh_serve_capacity", application="embedder") == 64
     assert 1 <= total(ai, "heysh_ai_activity_slot_limit") <= 5
 
     storage = workers.scrape("storage")
@@ -261,9 +262,7 @@ async def test_a_shrunk_serve_grows_the_temporal_backlog_not_serve_queue(
 
 def shrunk_serve_config(config: Path, folder: Path, max_ongoing: int) -> Path:
     data = yaml.safe_load(config.read_text())
-    for deployment in data["applications"][0]["deployments"]:
-        if deployment["name"] == "Embedder":
-            deployment["max_ongoing_requests"] = max_ongoing
+    deployment_entry(data, "Embedder")["max_ongoing_requests"] = max_ongoing
     path = folder / "serve_config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

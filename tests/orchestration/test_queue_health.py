@@ -100,4 +100,4 @@ async def test_serve_deployments_show_replicas_and_capacity(
     assert embedder.status == "HEALTHY"
     assert (embedder.replicas, embedder.target_replicas) == (1, 1)
     assert embedder.capacity == 64
-    assert {"OpenAIIngress", "Embedder", "Summarizer"} <= set(deployments)
+    assert {"ModelIndex", "Embedder", "Summarizer"} <= set(deployments)

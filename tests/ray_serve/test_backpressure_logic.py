@@ -80,21 +80,25 @@ def test_capacity_is_shared_among_ai_workers_and_slots_follow_the_scarcest() -> 
 
 def test_capacity_counts_only_running_replicas() -> None:
     applications = {
-        "heysh": {
+        "embedder": {
             "deployments": {
                 "Embedder": {
                     "deployment_config": {"max_ongoing_requests": 64},
                     "replicas": [{"state": "RUNNING"}, {"state": "STARTING"}],
                 },
+            }
+        },
+        "summarizer": {
+            "deployments": {
                 "Summarizer": {
                     "deployment_config": {"max_ongoing_requests": 32},
                     "replicas": [],
                 },
             }
-        }
+        },
     }
-    assert deployment_capacity(applications, "heysh") == {"embed": 64}
-    assert deployment_capacity(applications, "other") == {}
+    assert deployment_capacity(applications) == {"embed": 64}
+    assert deployment_capacity({"other": applications["embedder"]}) == {}
 
 
 def _queue(name: str, backlog: int) -> QueueHealth:
@@ -102,7 +106,7 @@ def _queue(name: str, backlog: int) -> QueueHealth:
 
 
 def test_an_ai_backlog_behind_a_saturated_deployment_is_named() -> None:
-    embedder = DeploymentHealth("heysh", "Embedder", "HEALTHY", 1, 1, 4)
+    embedder = DeploymentHealth("embedder", "Embedder", "HEALTHY", 1, 1, 4)
     [busy] = with_ongoing([embedder], {"embedder": 4})
     [idle] = with_ongoing([embedder], {"embedder": 1})
     assert busy.saturated and not idle.saturated
