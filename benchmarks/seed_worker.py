@@ -46,6 +46,7 @@ class InProcessModel:
     async def models(self) -> dict[str, ModelCard]:
         card = ModelCard(
             id=self.embedding_model,
+            name=self.model.name,
             version=self.model.version,
             kind="embedding",
             max_input_tokens=self.embedder.max_tokens,

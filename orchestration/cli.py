@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from orchestration.config import Settings, get_settings
-from orchestration.model_commands import models_app
+from orchestration.model_commands import models_app, reindex
 from orchestration.queues import Queue
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
+app.command()(reindex)
 console = Console()
 
 TIERS = {"ai": Queue.AI, "storage": Queue.STORAGE, "general": Queue.GENERAL}

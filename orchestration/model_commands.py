@@ -5,6 +5,7 @@ through Serve's REST API, show replica progress until every model answers with i
 version, and roll back to the configuration that ran before.
 """
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -192,3 +193,72 @@ def rollback(
         f"{s.application} {s.live_version}" for s in states if s.live_version
     )
     console.print(f"[green]rolled back[/green]: {versions}")
+
+
+def reindex(
+    model: Annotated[
+        str, typer.Option(help="The model whose stored output to remake.")
+    ] = "embedder",
+    batch_size: Annotated[
+        int, typer.Option(help="Documents embedded at once.", min=1, max=256)
+    ] = 16,
+    wait: Annotated[
+        bool, typer.Option(help="Follow the workflow until it is done.")
+    ] = True,
+) -> None:
+    """Embed again every document whose vectors an earlier model version made.
+
+    Starts ReindexWorkflow (or joins the one running for the model) on the general
+    queue; search keeps to the current version throughout."""
+    result = asyncio.run(_reindex(model, batch_size, wait))
+    if result is not None and result.failed:
+        raise typer.Exit(1)
+
+
+async def _reindex(model: str, batch_size: int, wait: bool):
+    from temporalio.client import WorkflowFailureError
+    from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.exceptions import ApplicationError
+    from temporalio.service import RPCError
+
+    from orchestration.client import connect
+    from orchestration.models import ReindexInput, reindex_workflow_id
+    from orchestration.queues import WORKFLOW_QUEUE
+    from orchestration.reindex_workflow import ReindexWorkflow
+
+    settings = get_settings()
+    client = await connect(settings)
+    handle = await client.start_workflow(
+        ReindexWorkflow.run,
+        ReindexInput(model=model, batch_size=batch_size),
+        id=reindex_workflow_id(model),
+        task_queue=WORKFLOW_QUEUE.value,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    console.print(f"reindex workflow {handle.id} (run {handle.result_run_id})")
+    if not wait:
+        return None
+    task = asyncio.ensure_future(handle.result())
+    with console.status("reindexing") as status:
+        while not task.done():
+            try:
+                progress = await handle.query(ReindexWorkflow.progress)
+                status.update(
+                    f"reindexing for {progress.model or model}: "
+                    f"{progress.reindexed} done, {progress.failed} failed"
+                )
+            except RPCError:  # between the runs of a continue-as-new: ask again
+                pass
+            await asyncio.wait([task], timeout=1.0)
+    try:
+        result = task.result()
+    except WorkflowFailureError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(err)
+        console.print(f"[red]reindex failed:[/red] {message}")
+        raise typer.Exit(1) from err
+    console.print(
+        f"reindexed {result.reindexed} document(s) with {result.model}"
+        + (f"; [red]{result.failed} failed[/red]" if result.failed else "")
+    )
+    return result

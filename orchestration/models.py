@@ -208,3 +208,54 @@ class DocumentProgress(BaseModel):
     stage: str
     steps_done: int
     steps_total: int
+
+
+class ReindexInput(BaseModel):
+    """Re-embed the completed documents whose vectors another model version made.
+
+    `after_document_id`, `reindexed`, `failed` and `model_version` carry a run's
+    progress over continue-as-new; a new reindex leaves them at their defaults."""
+
+    model: str = Field(default="embedder", description="The model id to reindex for.")
+    batch_size: int = Field(default=16, ge=1, le=256)
+    after_document_id: str = ""
+    reindexed: int = 0
+    failed: int = 0
+    model_version: ModelInfo | None = None
+
+
+class StaleDocumentsInput(BaseModel):
+    model_version: str
+    after_document_id: str
+    limit: int
+
+
+class StaleDocument(BaseModel):
+    document_id: str
+    text_uri: str
+
+
+class ReindexedDocument(BaseModel):
+    document_id: str
+    analysis: AnalysisResult
+
+
+class ReindexProgress(BaseModel):
+    model: ModelInfo | None
+    reindexed: int
+    failed: int
+    after_document_id: str
+
+
+class ReindexResult(BaseModel):
+    model: ModelInfo
+    reindexed: int
+    failed: int = Field(
+        description="Documents that could not be embedded again: they keep their "
+        "earlier vectors, which search leaves out while another version is current."
+    )
+
+
+def reindex_workflow_id(model: str) -> str:
+    """One reindex per model at a time."""
+    return f"reindex-{model}"

@@ -6,7 +6,9 @@ by a test) without the workflow importing its code.
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from orchestration.errors import NON_RETRYABLE_ERROR_TYPES
@@ -37,6 +39,23 @@ class Step:
             maximum_attempts=self.max_attempts,
             non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
         )
+
+
+ResultT = TypeVar("ResultT")
+
+
+async def execute(step: Step, arg: Any, result_type: type[ResultT] | None) -> ResultT:
+    """Run the step's activity from a workflow, with the step's queue and limits."""
+    return await workflow.execute_activity(
+        step.name,
+        arg,
+        task_queue=step.queue,
+        start_to_close_timeout=step.start_to_close,
+        schedule_to_close_timeout=step.schedule_to_close,
+        heartbeat_timeout=step.heartbeat,
+        retry_policy=step.retry_policy,
+        result_type=result_type,
+    )
 
 
 REGISTER_DOCUMENT = Step(
@@ -99,4 +118,16 @@ NOTIFY_USER = Step(
     timedelta(seconds=30),
     timedelta(minutes=5),
     max_attempts=5,
+)
+
+# Reindexing: the model's current version, the documents embedded by another, and the
+# row and vectors switched over once a document is embedded again.
+DESCRIBE_MODEL = Step(
+    "describe_model", Queue.AI, timedelta(seconds=30), timedelta(minutes=10)
+)
+FIND_STALE_DOCUMENTS = Step(
+    "find_stale_documents", Queue.STORAGE, timedelta(seconds=60), timedelta(minutes=10)
+)
+RECORD_REINDEXED = Step(
+    "record_reindexed", Queue.STORAGE, timedelta(seconds=60), timedelta(minutes=20)
 )

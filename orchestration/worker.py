@@ -21,6 +21,7 @@ from orchestration.blobs import open_blob_store
 from orchestration.client import connect
 from orchestration.config import Settings
 from orchestration.queues import LIMITS, WORKFLOW_QUEUE, Queue
+from orchestration.reindex_workflow import ReindexWorkflow
 from orchestration.telemetry import (
     AI_SLOT_LIMIT,
     SERVE_CAPACITY,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-WORKFLOWS = [DocumentProcessingWorkflow]
+WORKFLOWS = [DocumentProcessingWorkflow, ReindexWorkflow]
 
 
 @dataclass
@@ -71,7 +72,7 @@ async def tier_activities(
             settings.summary_max_tokens,
             settings.summary_input_chars,
         )
-        tier = Tier([ai.analyze_document, ai.generate_summary])
+        tier = Tier([ai.analyze_document, ai.generate_summary, ai.describe_model])
         async with AsyncExitStack() as cleanup:
             cleanup.push_async_callback(inference.aclose)
             if client is not None and settings.serve_backpressure:
@@ -114,6 +115,8 @@ async def tier_activities(
                     storage.sync_database,
                     storage.record_document_failure,
                     storage.record_undelivered_notification,
+                    storage.find_stale_documents,
+                    storage.record_reindexed,
                 ]
             )
     else:

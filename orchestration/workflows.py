@@ -195,16 +195,7 @@ class DocumentProcessingWorkflow:
         self, step: steps.Step, arg: Any, result_type: type[ResultT] | None
     ) -> ResultT:
         self._stage = step.name
-        result = await workflow.execute_activity(
-            step.name,
-            arg,
-            task_queue=step.queue,
-            start_to_close_timeout=step.start_to_close,
-            schedule_to_close_timeout=step.schedule_to_close,
-            heartbeat_timeout=step.heartbeat,
-            retry_policy=step.retry_policy,
-            result_type=result_type,
-        )
+        result = await steps.execute(step, arg, result_type)
         self._done += 1
         return result
 

@@ -122,6 +122,19 @@ class AIActivities:
         )
         return SummaryResult(summary=summary, model=model)
 
+    @activity.defn(name="describe_model")
+    async def describe_model(self, model_id: str) -> ModelInfo:
+        """The name and version a model's replicas serve now."""
+        cards = await self.client.models()
+        card = cards.get(model_id)
+        if card is None:
+            raise ApplicationError(
+                f"Serve has no model {model_id!r} (it has {sorted(cards)})",
+                type=DocumentError.INVALID_INPUT,
+                non_retryable=True,
+            )
+        return ModelInfo(name=card.name, version=card.version)
+
     async def _words_per_chunk(self) -> int:
         if self._chunk_words is None:
             cards = await self.client.models()

@@ -28,6 +28,7 @@ class Embeddings:
 @dataclass(frozen=True)
 class ModelCard:
     id: str
+    name: str
     version: str
     kind: str
     max_input_tokens: int | None
@@ -92,6 +93,7 @@ class InferenceClient:
         for item in response.json()["data"]:
             cards[item["id"]] = ModelCard(
                 id=item["id"],
+                name=item.get("name", item["id"]),
                 version=item.get("version", "unversioned"),
                 kind=item.get("kind", "unknown"),
                 max_input_tokens=item.get("max_input_tokens"),

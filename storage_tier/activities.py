@@ -22,6 +22,9 @@ from orchestration.models import (
     IndexInput,
     IndexResult,
     RegisteredDocument,
+    ReindexedDocument,
+    StaleDocument,
+    StaleDocumentsInput,
     SyncInput,
     UndeliveredNotification,
     content_hash,
@@ -170,6 +173,38 @@ class StorageActivities:
         await self.documents.record_undelivered(
             notification.document_id, notification.status, undelivered.error
         )
+
+    @activity.defn(name="find_stale_documents")
+    async def find_stale_documents(
+        self, request: StaleDocumentsInput
+    ) -> list[StaleDocument]:
+        ids = await self.documents.stale(
+            request.model_version, request.after_document_id, request.limit
+        )
+        return [
+            StaleDocument(document_id=id_, text_uri=self.blobs.uri_for(text_key(id_)))
+            for id_ in ids
+        ]
+
+    @activity.defn(name="record_reindexed")
+    async def record_reindexed(self, reindexed: ReindexedDocument) -> int:
+        """Switch the document to its new vectors, then drop the old ones; returns
+        how many old vectors went. Search never mixes versions, so until this runs
+        the document is found by the old version's queries only."""
+        analysis = reindexed.analysis
+        version = analysis.embedding_model.version
+        stored = await self.vectors.count(reindexed.document_id, version)
+        await self.documents.reindexed(reindexed.document_id, analysis, stored)
+        removed = await self.vectors.delete_other_versions(
+            reindexed.document_id, version
+        )
+        activity.logger.info(
+            "document %s: now on %s, %d old vectors removed",
+            reindexed.document_id,
+            analysis.embedding_model,
+            removed,
+        )
+        return removed
 
     async def _analysis(self, request: IndexInput) -> Analysis:
         data = await self.blobs.aread(request.analysis_uri)

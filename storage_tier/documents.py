@@ -5,6 +5,7 @@ from collections.abc import Collection
 import asyncpg
 
 from orchestration.models import (
+    AnalysisResult,
     DocumentRef,
     DocumentResult,
     DocumentStatus,
@@ -184,6 +185,49 @@ class DocumentRepository:
             list(document_ids),
         )
         return {row["id"]: row["name"] for row in rows}
+
+    async def stale(
+        self, model_version: str, after_document_id: str, limit: int
+    ) -> list[str]:
+        """Completed documents whose vectors another embedding model version made,
+        in id order after a cursor."""
+        rows = await self.pool.fetch(
+            """
+            SELECT id FROM documents
+            WHERE status = 'completed'
+              AND embedding_model_version IS DISTINCT FROM $1
+              AND id > $2
+            ORDER BY id
+            LIMIT $3
+            """,
+            model_version,
+            after_document_id,
+            limit,
+        )
+        return [row["id"] for row in rows]
+
+    async def reindexed(
+        self, document_id: str, analysis: AnalysisResult, stored_vectors: int
+    ) -> None:
+        """Point the row at its new vectors, once the store holds all of them."""
+        if stored_vectors != analysis.chunk_count:
+            raise IncompleteIndexError(
+                f"document {document_id} has {stored_vectors} of "
+                f"{analysis.chunk_count} vectors of the new version stored"
+            )
+        await self.pool.execute(
+            """
+            UPDATE documents
+            SET chunk_count = $2, key_phrases = $3, embedding_model = $4,
+                embedding_model_version = $5, updated_at = now()
+            WHERE id = $1
+            """,
+            document_id,
+            analysis.chunk_count,
+            analysis.key_phrases,
+            analysis.embedding_model.name,
+            analysis.embedding_model.version,
+        )
 
     async def get(self, document_id: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(

@@ -36,6 +36,11 @@ class VectorStore(Protocol):
         """Remove the document's chunks of every model version; returns how many."""
         ...
 
+    async def delete_other_versions(self, document_id: str, model_version: str) -> int:
+        """Remove the document's chunks of every model version but this one, once it
+        has been embedded again; returns how many."""
+        ...
+
     async def count(self, document_id: str, model_version: str) -> int: ...
 
     async def search(
@@ -103,6 +108,19 @@ class PgVectorStore:
             SELECT count(*) FROM gone
             """,
             document_id,
+        )
+
+    async def delete_other_versions(self, document_id: str, model_version: str) -> int:
+        return await self.pool.fetchval(
+            """
+            WITH gone AS (
+                DELETE FROM chunks WHERE document_id = $1 AND model_version <> $2
+                RETURNING 1
+            )
+            SELECT count(*) FROM gone
+            """,
+            document_id,
+            model_version,
         )
 
     async def count(self, document_id: str, model_version: str) -> int:

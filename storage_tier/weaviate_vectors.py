@@ -193,6 +193,16 @@ class WeaviateVectorStore:
     async def delete_document(self, document_id: str) -> int:
         return await self._delete(chunk_filter(document_ids=[document_id]))
 
+    async def delete_other_versions(self, document_id: str, model_version: str) -> int:
+        return await self._delete(
+            Filter.all_of(
+                [
+                    chunk_filter(document_ids=[document_id]),
+                    Filter.by_property("model_version").not_equal(model_version),
+                ]
+            )
+        )
+
     async def count(self, document_id: str, model_version: str) -> int:
         """Known limit: on a replicated Weaviate a count can lag a write just made;
         sync_database then fails retryably and converges."""

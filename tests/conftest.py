@@ -28,6 +28,7 @@ SAMPLES = REPO / "samples"
 BAD_INPUT = REPO / "tests" / "fixtures" / "bad_input"
 FAULTS_NAMESPACE = "faults"
 QUEUES_NAMESPACE = "queue-health"
+MODELS_NAMESPACE = "models"
 
 
 def free_port() -> int:
@@ -91,6 +92,7 @@ async def temporal_env(settings: Settings) -> AsyncIterator[WorkflowEnvironment]
         dev_server_extra_args=[
             *("--namespace", FAULTS_NAMESPACE),
             *("--namespace", QUEUES_NAMESPACE),
+            *("--namespace", MODELS_NAMESPACE),
         ],
     )
     yield env

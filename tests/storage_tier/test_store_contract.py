@@ -329,6 +329,22 @@ async def test_model_versions_stay_apart(vectors: Contract) -> None:
 
 
 @pytest.mark.stack
+async def test_after_a_reindex_only_the_new_version_stays(vectors: Contract) -> None:
+    ref = await vectors.new_document()
+    store = vectors.stores.vectors
+    await store.upsert(analysis_of(ref.document_id, "contract-v1", [1.0, 0.8, 0.3]))
+    newer = analysis_of(ref.document_id, "contract-v2", [1.0, 0.5])
+    await store.upsert(newer)
+    await vectors.complete(ref, newer)
+
+    assert await store.delete_other_versions(ref.document_id, "contract-v2") == 3
+    assert await store.count(ref.document_id, "contract-v1") == 0
+    assert await store.count(ref.document_id, "contract-v2") == 2
+    # Done twice, as a retried activity would: nothing more goes.
+    assert await store.delete_other_versions(ref.document_id, "contract-v2") == 0
+
+
+@pytest.mark.stack
 async def test_delete_removes_every_version(vectors: Contract) -> None:
     ref = await vectors.new_document()
     store = vectors.stores.vectors
