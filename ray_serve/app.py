@@ -20,6 +20,7 @@ from ray import serve
 
 from ray_serve.embedder import Embedder
 from ray_serve.summarizer import Summarizer
+from ray_serve.vllm_summarizer import VLLMSummarizer
 
 logger = logging.getLogger("ray.serve")
 
@@ -75,6 +76,12 @@ def embedder_app(args: dict[str, Any]) -> serve.Application:
 def summarizer_app(args: dict[str, Any]) -> serve.Application:
     """`args`: the model and the Summarizer's options."""
     return Summarizer.bind(**(args or {}))  # type: ignore[attr-defined]
+
+
+def vllm_summarizer_app(args: dict[str, Any]) -> serve.Application:
+    """`args`: the model and the vLLM engine's options (`engine`); the GPU profile's
+    summarizer, with the Summarizer's HTTP contract."""
+    return VLLMSummarizer.bind(**(args or {}))  # type: ignore[attr-defined]
 
 
 def models_app(args: dict[str, Any]) -> serve.Application:

@@ -144,7 +144,7 @@ def _check_start_commands(config: dict) -> None:
     words = deploys[0]
     config_path = words[words.index("deploy") + 1]
     if (
-        config_path != "ray_serve/serve_config.yaml"
+        config_path != "ray_serve/serve_config.gpu.yaml"
         or not (REPO / config_path).is_file()
     ):
         raise ClusterConfigError(f"serve deploy names {config_path}")
@@ -254,7 +254,7 @@ BROKEN = {
         "worker range",
     ),
     "Serve config that does not exist": (
-        _replace_in_head_commands("serve_config.yaml", "serve_config_gpu.yaml"),
+        _replace_in_head_commands("serve_config.gpu.yaml", "serve_config_t4.yaml"),
         ClusterConfigError,
         "serve deploy names",
     ),
