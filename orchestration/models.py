@@ -218,6 +218,11 @@ class ReindexInput(BaseModel):
 
     model: str = Field(default="embedder", description="The model id to reindex for.")
     batch_size: int = Field(default=16, ge=1, le=256)
+    batches_per_run: int = Field(
+        default=25,
+        ge=1,
+        description="Batches before continuing as new (sooner if Temporal suggests).",
+    )
     after_document_id: str = ""
     reindexed: int = 0
     failed: int = 0

@@ -34,8 +34,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Models whose output is stored as vectors; summaries are not re-made.
 REINDEXABLE = {"embedder"}
-# Batches per run before continuing as new, unless Temporal suggests it sooner.
-BATCHES_PER_RUN = 25
 
 
 @workflow.defn(name="ReindexWorkflow")
@@ -66,7 +64,7 @@ class ReindexWorkflow:
             failed=request.failed,
             after_document_id=request.after_document_id,
         )
-        for _ in range(BATCHES_PER_RUN):
+        for _ in range(request.batches_per_run):
             stale = await steps.execute(
                 steps.FIND_STALE_DOCUMENTS,
                 StaleDocumentsInput(

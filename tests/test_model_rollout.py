@@ -222,14 +222,19 @@ async def test_reindex_moves_every_document_to_the_running_version(
     )
     try:
         started = time.monotonic()
-        result = await client.execute_workflow(
+        # Batches of two, one batch per run: the five documents take three runs,
+        # carried over by continue-as-new.
+        handle = await client.start_workflow(
             ReindexWorkflow.run,
-            ReindexInput(model="embedder", batch_size=2),
+            ReindexInput(model="embedder", batch_size=2, batches_per_run=1),
             id=reindex_workflow_id("embedder"),
             task_queue=WORKFLOW_QUEUE.value,
         )
+        result = await handle.result()
         elapsed = time.monotonic() - started
         assert isinstance(result, ReindexResult)
+        runs = await continued_runs(client, handle.id)
+        assert runs == 3, f"{runs} runs"
         assert (result.reindexed, result.failed) == (len(paths), 0)
         assert result.model.version == NEW_VERSION
 
@@ -275,6 +280,21 @@ async def test_reindex_moves_every_document_to_the_running_version(
     finally:
         await asyncio.to_thread(admin.rollback, 300)
     assert admin.live_versions()["embedder"] == old_version
+
+
+async def continued_runs(client: Client, workflow_id: str) -> int:
+    """How many runs the workflow id went through, following each run back to the
+    one that continued as new into it."""
+    runs, run_id = 0, None
+    while True:
+        history = await client.get_workflow_handle(
+            workflow_id, run_id=run_id
+        ).fetch_history()
+        runs += 1
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id
+        if not run_id:
+            return runs
 
 
 async def test_reindex_refuses_a_model_without_vectors(
