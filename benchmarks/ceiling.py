@@ -1,6 +1,6 @@
 """The ceiling: the embedding model called in-process, at each batch size.
 
-The replica's own class is instantiated outside Ray, so the ceiling runs exactly the
+The replica's model class is constructed outside Ray, so the ceiling runs exactly the
 code the Serve replica runs (tokenizer, length-sorted sub-batches, mean pooling).
 """
 
@@ -14,13 +14,11 @@ BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 
 
 def load_embedder(num_threads: int = 2) -> Any:
-    """The Embedder deployment's class, constructed in this process."""
+    """The model the Embedder replica runs, constructed in this process."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from ray_serve.embedder import Embedder
+    from ray_serve.embedder import EmbeddingModel
 
-    # The deployment decorator keeps the class as `func_or_class`; its typing does
-    # not say so.
-    return Embedder.func_or_class(num_threads=num_threads)  # type: ignore[attr-defined]
+    return EmbeddingModel(num_threads=num_threads)
 
 
 def embed_seconds(embedder: Any, texts: list[str], batch_size: int) -> float:
@@ -28,7 +26,7 @@ def embed_seconds(embedder: Any, texts: list[str], batch_size: int) -> float:
     embedder.max_texts_per_forward = batch_size
     embedder.max_tokens_per_forward = 1 << 30
     started = time.perf_counter()
-    embedder._embed_requests([texts])
+    embedder.embed_requests([texts])
     return time.perf_counter() - started
 
 

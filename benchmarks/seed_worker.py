@@ -32,11 +32,11 @@ class InProcessModel:
 
     def __init__(self, embedder: Any) -> None:
         self.embedder = embedder
-        self.model = ModelInfo(name=embedder.model_name, version=embedder.model_version)
+        self.model = ModelInfo(name=embedder.spec.name, version=embedder.spec.version)
 
     async def embed(self, texts: list[str]) -> Embeddings:
         # The model blocks; a thread keeps the worker's event loop polling meanwhile.
-        (outcome,) = await asyncio.to_thread(self.embedder._embed_requests, [texts])
+        (outcome,) = await asyncio.to_thread(self.embedder.embed_requests, [texts])
         return Embeddings(
             vectors=outcome.vectors,
             model=self.model,

@@ -25,8 +25,14 @@ async def http_rate(base_url: str, texts: list[str], concurrency: int) -> float:
     ) as http:
 
         async def post(text: str) -> None:
+            # The encoding the AI tier's client asks for.
             response = await http.post(
-                "/v1/embeddings", json={"model": "embedder", "input": [text]}
+                "/v1/embeddings",
+                json={
+                    "model": "embedder",
+                    "input": [text],
+                    "encoding_format": "base64",
+                },
             )
             response.raise_for_status()
             if len(response.json()["data"]) != 1:

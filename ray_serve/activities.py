@@ -61,9 +61,19 @@ class AIActivities:
         max_words = await self._words_per_chunk()
         chunks = chunk_text(text, max_words, overlap_words=max_words // 8)
 
-        vectors, model = await self._embed_all([chunk.text for chunk in chunks])
+        chunk_texts = [chunk.text for chunk in chunks]
+        candidates = keyphrases.candidates(text)
+        # The key-phrase candidates go to Serve with the chunks: one round trip per
+        # document, and the replica sorts the short texts into passes of their own.
+        embedded, model = await self._embed_all(chunk_texts + candidates)
+        vectors = embedded[: len(chunks)]
         matrix = np.asarray(vectors, dtype=np.float32)
-        phrases = await self._key_phrases(text, matrix, [c.text for c in chunks], model)
+        phrases = _key_phrases(
+            candidates,
+            np.asarray(embedded[len(chunks) :], dtype=np.float32),
+            matrix,
+            chunk_texts,
+        )
 
         analysis = Analysis(
             document_id=request.document_id,
@@ -173,34 +183,27 @@ class AIActivities:
         vectors = [vector for result in results for vector in result.vectors]
         return vectors, results[0].model
 
-    async def _key_phrases(
-        self,
-        text: str,
-        chunk_vectors: np.ndarray,
-        chunk_texts: list[str],
-        model: ModelInfo,
-    ) -> list[KeyPhrase]:
-        phrases = keyphrases.candidates(text)
-        if not phrases:
-            return []
-        embedded = await _inference(self.client.embed(phrases))
-        if embedded.model.version != model.version:
-            raise ApplicationError(
-                "embedding model changed mid-document", type="ModelVersionChanged"
-            )
-        document_vector = chunk_vectors.mean(axis=0)
-        document_vector /= np.linalg.norm(document_vector) or 1.0
-        ranked = keyphrases.rank(
-            phrases, np.asarray(embedded.vectors, dtype=np.float32), document_vector
+
+def _key_phrases(
+    candidates: list[str],
+    candidate_vectors: np.ndarray,
+    chunk_vectors: np.ndarray,
+    chunk_texts: list[str],
+) -> list[KeyPhrase]:
+    """The candidates nearest in meaning to the whole document."""
+    if not candidates:
+        return []
+    document_vector = chunk_vectors.mean(axis=0)
+    document_vector /= np.linalg.norm(document_vector) or 1.0
+    ranked = keyphrases.rank(candidates, candidate_vectors, document_vector)
+    return [
+        KeyPhrase(
+            phrase=phrase,
+            score=score,
+            chunk_indexes=keyphrases.mentions(phrase, chunk_texts),
         )
-        return [
-            KeyPhrase(
-                phrase=phrase,
-                score=score,
-                chunk_indexes=keyphrases.mentions(phrase, chunk_texts),
-            )
-            for phrase, score in ranked
-        ]
+        for phrase, score in ranked
+    ]
 
 
 async def _inference(call):

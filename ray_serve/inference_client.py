@@ -4,10 +4,12 @@ Any OpenAI-compatible server can stand in. Our Serve application adds `model_ver
 to each response; other servers' responses fall back to `system_fingerprint`.
 """
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import numpy as np
 
 from orchestration.models import ModelInfo
 from orchestration.telemetry import span, trace_headers
@@ -61,12 +63,20 @@ class InferenceClient:
         }
 
     async def embed(self, texts: list[str]) -> Embeddings:
+        # base64 float32 vectors, as OpenAI's API offers: a fraction of the bytes of
+        # JSON numbers, and far less CPU to encode and decode on a small machine.
         body = await self._post(
-            "embed", "/v1/embeddings", {"model": self.embedding_model, "input": texts}
+            "embed",
+            "/v1/embeddings",
+            {
+                "model": self.embedding_model,
+                "input": texts,
+                "encoding_format": "base64",
+            },
         )
         data = sorted(body["data"], key=lambda item: item["index"])
         return Embeddings(
-            vectors=[item["embedding"] for item in data],
+            vectors=[_vector(item["embedding"]) for item in data],
             model=_model_of(body),
             prompt_tokens=int(body.get("usage", {}).get("prompt_tokens", 0)),
         )
@@ -127,3 +137,11 @@ def _model_of(body: dict[str, Any]) -> ModelInfo:
         body.get("model_version") or body.get("system_fingerprint") or "unversioned"
     )
     return ModelInfo(name=body.get("model", "unknown"), version=version)
+
+
+def _vector(value: str | list[float]) -> list[float]:
+    """A vector from either encoding: servers that ignore `encoding_format` send
+    JSON numbers."""
+    if isinstance(value, str):
+        return np.frombuffer(base64.b64decode(value), dtype="<f4").tolist()
+    return value

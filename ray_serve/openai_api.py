@@ -79,13 +79,6 @@ def embeddings_response(
     return Response(json.dumps(body), media_type="application/json")
 
 
-def decode_embedding(value: str | list[float]) -> list[float]:
-    """A vector from either encoding of an embeddings response."""
-    if isinstance(value, str):
-        return np.frombuffer(base64.b64decode(value), dtype="<f4").tolist()
-    return value
-
-
 def chat_response(
     text: str,
     model_name: str,
