@@ -74,14 +74,16 @@ class ReindexWorkflow:
                 ),
                 list[StaleDocument],
             )
-            if not stale:
+            if stale:
+                done = await asyncio.gather(*(self._reindex(doc) for doc in stale))
+                progress.reindexed += sum(done)
+                progress.failed += len(done) - sum(done)
+                progress.after_document_id = stale[-1].document_id
+            if len(stale) < request.batch_size:
+                # None, or a short batch: nothing is left past the cursor.
                 return ReindexResult(
                     model=model, reindexed=progress.reindexed, failed=progress.failed
                 )
-            done = await asyncio.gather(*(self._reindex(doc) for doc in stale))
-            progress.reindexed += sum(done)
-            progress.failed += len(done) - sum(done)
-            progress.after_document_id = stale[-1].document_id
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(

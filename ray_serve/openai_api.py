@@ -11,7 +11,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from orchestration.telemetry import span
+from ray_serve.registry import ModelSpec
 
 
 class EmbeddingRequest(BaseModel):
@@ -109,6 +110,23 @@ def chat_response(
     }
 
 
+class PrefixAsRoot:
+    """ASGI middleware: a request for an application's route prefix itself (POST
+    /v1/embeddings, where the application lives at /v1/embeddings) reaches the app
+    with an empty path below the prefix, which Starlette would answer with a
+    redirect. OpenAI clients do not follow one, so route it to "/" instead."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            root = scope.get("root_path", "").rstrip("/")
+            if root and scope["path"].rstrip("/") == root:
+                scope = {**scope, "path": root + "/", "raw_path": (root + "/").encode()}
+        await self.app(scope, receive, send)
+
+
 class OngoingRequests:
     """Requests a replica has taken and not yet answered, for the model card: with
     the deployment's capacity it tells whether Serve is saturated."""
@@ -129,18 +147,28 @@ class OngoingRequests:
             self.count -= 1
 
 
-class PrefixAsRoot:
-    """ASGI middleware: a request for an application's route prefix itself (POST
-    /v1/embeddings, where the application lives at /v1/embeddings) reaches the app
-    with an empty path below the prefix, which Starlette would answer with a
-    redirect. OpenAI clients do not follow one, so route it to "/" instead."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            root = scope.get("root_path", "").rstrip("/")
-            if root and scope["path"].rstrip("/") == root:
-                scope = {**scope, "path": root + "/", "raw_path": (root + "/").encode()}
-        await self.app(scope, receive, send)
+async def answer_chat(
+    spec: ModelSpec,
+    ongoing: OngoingRequests,
+    request: ChatRequest,
+    headers: Mapping[str, str],
+    chat: Callable[[list[dict[str, str]], int], Awaitable[Any]],
+) -> dict[str, Any] | JSONResponse:
+    """The chat route of every chat deployment, whatever its engine: the model id
+    checked, the request counted, the engine's outcome (text, token counts, finish
+    reason, or an error of this request alone) in OpenAI's shape."""
+    if request.model not in (spec.id, spec.name):
+        return invalid(f"unknown chat model {request.model!r}")
+    messages = [message.model_dump() for message in request.messages]
+    async with ongoing.serving("/v1/chat/completions", headers):
+        outcome = await chat(messages, request.max_tokens)
+    if outcome.error:
+        return invalid(outcome.error)
+    return chat_response(
+        outcome.text,
+        spec.name,
+        spec.version,
+        outcome.prompt_tokens,
+        outcome.completion_tokens,
+        outcome.finish_reason,
+    )

@@ -23,8 +23,7 @@ from ray_serve.openai_api import (
     ChatRequest,
     OngoingRequests,
     PrefixAsRoot,
-    chat_response,
-    invalid,
+    answer_chat,
 )
 from ray_serve.registry import ModelSpec, resolve_source
 from ray_serve.summarizer import MAX_NEW_TOKENS, ChatOutcome, check_chat
@@ -237,18 +236,6 @@ class VLLMSummarizer:
     async def chat_completions(
         self, request: ChatRequest, http: Request
     ) -> dict[str, Any] | JSONResponse:
-        if request.model not in (self.spec.id, self.spec.name):
-            return invalid(f"unknown chat model {request.model!r}")
-        messages = [message.model_dump() for message in request.messages]
-        async with self.ongoing.serving("/v1/chat/completions", http.headers):
-            outcome = await self.engine.chat(messages, request.max_tokens)
-        if outcome.error:
-            return invalid(outcome.error)
-        return chat_response(
-            outcome.text,
-            self.spec.name,
-            self.spec.version,
-            outcome.prompt_tokens,
-            outcome.completion_tokens,
-            outcome.finish_reason,
+        return await answer_chat(
+            self.spec, self.ongoing, request, http.headers, self.engine.chat
         )

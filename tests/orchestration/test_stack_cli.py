@@ -82,7 +82,13 @@ def test_up_process_search_down_leaves_nothing_running(tmp_path: Path) -> None:
         assert queues.returncode == 0, queues.stderr
         for name in ("ai-processing-queue", "storage-queue", "general-queue"):
             assert name in queues.stdout
-        assert "heysh/Embedder" in queues.stdout
+        assert "embedder/Embedder" in queues.stdout
+
+        models = heysh("models", "status")
+        assert models.returncode == 0, models.stdout + models.stderr
+        for application in ("embedder", "summarizer", "models"):
+            assert application in models.stdout
+        assert "0.1.0" in models.stdout  # the embedder's version, live
 
         found = heysh("search", "the database disk filled up and writes stopped")
         assert found.returncode == 0, found.stderr
