@@ -392,14 +392,14 @@ class Stack:
         return path
 
     def serve_admin(self) -> "ServeAdmin":
-        """Serve's REST API on this stack's cluster; deploys keep their history in
-        the state dir, so `heysh models rollback` works across invocations."""
+        """Serve's REST API on the configured cluster (this stack's, unless
+        HEYSH_RAY_DASHBOARD_URL names another, with its token); deploys keep their
+        history in the state dir, so `heysh models rollback` works across runs."""
         from ray_serve.rollout import ServeAdmin
 
-        path = self.ray_token_path
         return ServeAdmin(
             self.dashboard_url,
-            path.read_text().strip() if path.exists() else None,
+            self.settings.ray_token(),
             self.state / "serve" / "history",
             serve_url=self.settings.serve_url,
         )
