@@ -122,6 +122,13 @@ def serve(stack: Stack) -> str:
 async def workers(
     client: Client, settings: Settings, postgres: str, serve: str
 ) -> AsyncIterator[None]:
+    async with in_process_workers(client, settings):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def in_process_workers(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """The three real workers, one per queue, in this event loop."""
     async with contextlib.AsyncExitStack() as exit_stack:
         for queue in Queue:
             tier = await exit_stack.enter_async_context(

@@ -4,7 +4,6 @@ version, the other model is left alone, and a reindex moves every stored vector 
 the version that runs."""
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,16 +19,15 @@ from orchestration.blobs import LocalBlobStore
 from orchestration.config import Settings
 from orchestration.errors import DocumentError
 from orchestration.models import ReindexInput, ReindexResult, reindex_workflow_id
-from orchestration.queues import WORKFLOW_QUEUE, Queue
+from orchestration.queues import WORKFLOW_QUEUE
 from orchestration.reindex_workflow import ReindexWorkflow
 from orchestration.search import search_chunks
 from orchestration.stack import Stack
 from orchestration.submission import outcome_of, submit
-from orchestration.worker import build_worker, tier_activities
 from ray_serve.inference_client import InferenceClient
 from ray_serve.rollout import changed_copy
 from storage_tier.vectors import PgVectorStore
-from tests.conftest import MODELS_NAMESPACE, SAMPLES
+from tests.conftest import MODELS_NAMESPACE, SAMPLES, in_process_workers
 
 pytestmark = pytest.mark.stack
 
@@ -191,15 +189,7 @@ async def models_workers(
         namespace=MODELS_NAMESPACE,
         data_converter=pydantic_data_converter,
     )
-    async with contextlib.AsyncExitStack() as exit_stack:
-        for queue in Queue:
-            tier = await exit_stack.enter_async_context(
-                tier_activities(queue, own, client)
-            )
-            worker = build_worker(
-                client, queue, tier.activities, activity_slots=tier.activity_slots
-            )
-            await exit_stack.enter_async_context(worker)
+    async with in_process_workers(client, own):
         yield client, own
 
 

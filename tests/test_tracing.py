@@ -6,7 +6,6 @@ use) so their spans land in an in-memory exporter the test reads.
 """
 
 import uuid
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from orchestration.blobs import LocalBlobStore
 from orchestration.client import connect
 from orchestration.config import Settings
-from orchestration.queues import Queue
 from orchestration.submission import outcome_of, submit
-from orchestration.worker import build_worker, tier_activities
-from tests.conftest import FAULTS_NAMESPACE, SAMPLES
+from tests.conftest import FAULTS_NAMESPACE, SAMPLES, in_process_workers
 
 
 @pytest.mark.stack
@@ -44,16 +41,7 @@ async def test_one_trace_runs_from_the_workflow_to_the_serve_requests(
 
     traced = settings.model_copy(update={"temporal_namespace": FAULTS_NAMESPACE})
     client = await connect(traced, service="heysh-test")
-    async with AsyncExitStack() as workers:
-        for queue in Queue:
-            tier = await workers.enter_async_context(
-                tier_activities(queue, traced, client)
-            )
-            await workers.enter_async_context(
-                build_worker(
-                    client, queue, tier.activities, activity_slots=tier.activity_slots
-                )
-            )
+    async with in_process_workers(client, traced):
         blobs = LocalBlobStore(traced.blob_directory)
         run = uuid.uuid4().hex[:8]
         document = tmp_path / f"traced-{run}.md"
